@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): ``nurture api``, and part of ``nurture dev``."""

@@ -1,0 +1,164 @@
+"""``nurture enroll|unenroll|pause|resume|status|event|enrollments|tasks|inbox``."""
+
+from __future__ import annotations
+
+import typer
+
+from nurture.cli.common import JsonOption, console, print_json, run_async, settings, store, table, when, with_sequences
+from nurture.contracts.sequence import ExitReason
+from nurture.errors import InvalidInput, NurtureError
+
+enroll_app = typer.Typer(help="Enroll records in a sequence (or, later, a workflow).", no_args_is_help=True)
+enrollments_app = typer.Typer(help="The enrollment index.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Tasks created by sequences.", no_args_is_help=True)
+inbox_app = typer.Typer(help="Connected sender inboxes.", no_args_is_help=True)
+
+
+@enroll_app.command("sequence")
+def enroll_sequence(
+    sequence_id: str = typer.Argument(..., help="Sequence definition ID"),
+    contacts: list[str] = typer.Option(..., "--contact", "-c", help="Contact ID or email (repeat for bulk)"),
+    sender: str = typer.Option(..., "--sender", help="Sending user: ID or email, with a connected inbox"),
+    start_step: int = typer.Option(1, "--start-step", help="Step number to start at (1 = first)"),
+    json_out: bool = JsonOption,
+) -> None:
+    """Enroll one or many contacts. Exit status 2 if any was refused (the others still start)."""
+    results = run_async(with_sequences, lambda s: s.enroll_many(sequence_id, contacts=contacts, sender=sender, start_step=start_step))
+    refused = [(c, r) for c, r in zip(contacts, results) if isinstance(r, Exception)]
+    if json_out:
+        print_json([
+            {"contact": c, "enrollment": r} if not isinstance(r, Exception)
+            else {"contact": c, "refused": getattr(r, "reason", type(r).__name__), "message": str(r)}
+            for c, r in zip(contacts, results)
+        ])
+    else:
+        for c, r in zip(contacts, results):
+            if isinstance(r, Exception):
+                console.print(f"[red]refused[/red] {c}: {r}", highlight=False)
+            else:
+                console.print(f"enrolled {c} as [bold]{r.enrollment_id}[/bold] (workflow {r.workflow_id})", highlight=False)
+    if refused:
+        raise typer.Exit(2)
+
+
+def unenroll(enrollment_id: str, reason: str = typer.Option("unenrolled by hand", "--reason")) -> None:
+    """Take an enrollment out of its sequence."""
+    run_async(with_sequences, lambda s: s.unenroll(enrollment_id, reason=reason))
+    console.print(f"unenroll requested for {enrollment_id}: {reason}")
+
+
+def pause(enrollment_id: str) -> None:
+    """Pause an enrollment; the remaining delay is kept for when it resumes."""
+    run_async(with_sequences, lambda s: s.pause(enrollment_id))
+    console.print(f"paused {enrollment_id}")
+
+
+def resume(enrollment_id: str) -> None:
+    """Resume a paused enrollment (or retry the step of one that needs review)."""
+    run_async(with_sequences, lambda s: s.resume(enrollment_id))
+    console.print(f"resumed {enrollment_id}")
+
+
+def event(
+    enrollment_id: str,
+    kind: str = typer.Argument(..., help="replied, meeting_booked, bounced or unsubscribed"),
+    detail: str = typer.Option("", "--detail"),
+) -> None:
+    """Report what a contact did; the enrollment leaves its sequence."""
+    try:
+        reason = ExitReason(kind)
+    except ValueError:
+        raise InvalidInput(f"{kind!r} is not an event; use replied, meeting_booked, bounced or unsubscribed") from None
+    run_async(with_sequences, lambda s: s.report(enrollment_id, reason, detail))
+    console.print(f"{kind} reported for {enrollment_id}")
+
+
+def status(enrollment_id: str, json_out: bool = JsonOption) -> None:
+    """An enrollment's state: the index row and, while it runs, what it waits for."""
+    view = run_async(with_sequences, lambda s: s.status(enrollment_id))
+    if json_out:
+        print_json(view)
+        return
+    e, live = view.enrollment, view.live
+    rows = [
+        ("Enrollment", e.id), ("Kind", e.kind), ("Definition", f"{e.definition_id} v{e.definition_version}"),
+        ("Record", e.record_id), ("Company", e.company_id), ("Sender", e.sender_id), ("Status", e.status.value),
+        ("Current step", e.current_step), ("Exit reason", e.exit_reason), ("Enrolled", when(e.enrolled_at)),
+        ("Ended", when(e.ended_at)), ("Workflow ID", e.workflow_id),
+    ]
+    if live:
+        rows += [("Waiting for", live.waiting_for), ("Until", when(live.waiting_until)),
+                 ("Steps done", f"{live.steps_completed} of {live.steps_total}")]
+        if live.paused_remaining_seconds is not None:
+            rows.append(("Remaining delay", f"{live.paused_remaining_seconds:.0f} s"))
+    table(None, ["Field", "Value"], rows)
+
+
+@enrollments_app.command("list")
+def list_enrollments(
+    record: str | None = typer.Option(None, "--record"),
+    definition: str | None = typer.Option(None, "--definition"),
+    open_only: bool = typer.Option(False, "--open", help="Only active, paused or needing review"),
+    json_out: bool = JsonOption,
+) -> None:
+    from nurture.store.models import OPEN_ENROLLMENT_STATUSES
+
+    rows = store().list_enrollments(record_id=record, definition_id=definition, statuses=OPEN_ENROLLMENT_STATUSES if open_only else None)
+    if json_out:
+        print_json(rows)
+        return
+    table("Enrollments", ["ID", "Definition", "Record", "Status", "Step", "Exit reason", "Enrolled"],
+          [(e.id, f"{e.definition_id} v{e.definition_version}", e.record_id, e.status.value, e.current_step, e.exit_reason, when(e.enrolled_at)) for e in rows])
+
+
+@tasks_app.command("list")
+def list_tasks(
+    assignee: str | None = typer.Option(None, "--assignee", help="User ID or email"),
+    status: str | None = typer.Option("open", "--status", help="open, completed, canceled, or all"),
+    enrollment: str | None = typer.Option(None, "--enrollment"),
+    json_out: bool = JsonOption,
+) -> None:
+    assignee_id = store().find_user(assignee).id if assignee else None
+    if status not in (None, "all", "open", "completed", "canceled"):
+        raise InvalidInput(f"--status {status!r}: use open, completed, canceled or all")
+    rows = store().list_tasks(assignee_id=assignee_id, status=None if status == "all" else status, enrollment_id=enrollment)
+    if json_out:
+        print_json(rows)
+        return
+    table("Tasks", ["ID", "Type", "Title", "Contact", "Due", "Status"],
+          [(t.id, t.type, t.title, t.record_id, when(t.due_at), t.status.value) for t in rows])
+
+
+@tasks_app.command("complete")
+def complete_task(task_id: str, json_out: bool = JsonOption) -> None:
+    """Complete a task; a sequence waiting on it goes on."""
+    task = run_async(with_sequences, lambda s: s.complete_task(task_id))
+    print_json(task) if json_out else console.print(f"completed {task.id}")
+
+
+@inbox_app.command("connect")
+def connect_inbox(
+    user: str = typer.Argument(..., help="User ID or email"),
+    local: bool = typer.Option(False, "--local", help="Connect to the local Gmail endpoint (dev mode, no OAuth)"),
+    daily_cap: int | None = typer.Option(None, "--daily-cap", help="Sends per rolling 24 hours"),
+    min_spacing: int | None = typer.Option(None, "--min-spacing", help="Seconds between two sends"),
+    json_out: bool = JsonOption,
+) -> None:
+    """Connect a user's Gmail inbox for sending."""
+    u = store().find_user(user)
+    if not local:
+        if not settings().live:
+            raise NurtureError("the embedded stack sends only to the local Gmail endpoint: use --local, or set NURTURE_LIVE=true for Google OAuth")
+        raise NurtureError("Google OAuth connection arrives with the sales inbox work; use --local for now")
+    inbox = store().upsert_inbox(u.id, email=u.email, provider="local", daily_cap=daily_cap, min_spacing_seconds=min_spacing)
+    print_json(inbox) if json_out else console.print(f"connected {inbox.email} ({inbox.provider})")
+
+
+@inbox_app.command("list")
+def list_inboxes(json_out: bool = JsonOption) -> None:
+    rows = store().list_inboxes()
+    if json_out:
+        print_json(rows)
+        return
+    table("Inboxes", ["User", "Email", "Provider", "State", "Daily cap", "Spacing (s)"],
+          [(i.user_id, i.email, i.provider, i.state, i.daily_cap, i.min_spacing_seconds) for i in rows])
