@@ -56,7 +56,7 @@ class SequenceEmailActivities:
         contact = store.get_record(inp.contact_id)
         sender = store.get_user(inp.sender_id)
         rules = resolve_rules(inp.settings, sender, contact, settings)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = max(dt.datetime.now(dt.timezone.utc), inp.started_at)
         key = message_key(inp.enrollment_id, inp.step_index)
         already = store.get_message(key)
 

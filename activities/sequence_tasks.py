@@ -30,7 +30,7 @@ class SequenceTaskActivities:
         contact = store.get_record(inp.contact_id)
         sender = store.get_user(inp.sender_id)
         rules = resolve_rules(inp.settings, sender, contact, self.deps.settings)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = max(dt.datetime.now(dt.timezone.utc), inp.started_at)
         tid = task_id_for(inp.enrollment_id, inp.step_index)
         if not store.task_exists(tid):
             if inp.enforce_rules and not is_allowed(now, rules):

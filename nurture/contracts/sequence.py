@@ -128,6 +128,7 @@ class StepInput(BaseModel):
     step_index: int
     settings: SequenceSettings
     scheduled_for: dt.datetime
+    started_at: dt.datetime = Field(description="workflow.now() when the step started; the activity's clock never reads earlier")
     enforce_rules: bool = Field(description="False for the first step, which goes at once (HubSpot)")
     next_delay: Delay | None = Field(default=None, description="Delay of the following step, if any")
 

@@ -19,6 +19,16 @@ _DELAY_PART = re.compile(r"(\d+)\s*(d|h|m|s)")
 _DELAY_FULL = re.compile(r"^\s*(?:\d+\s*[dhms]\s*)+$")
 
 
+def content_checks_apply() -> bool:
+    """Checks that read outside data (template parser, time-zone and holiday tables) run when a
+    definition is validated or applied, not when a workflow decodes its input: the copy in the
+    input was checked when it was stored, and replaying history must not depend on the versions
+    of those libraries."""
+    from temporalio import workflow
+
+    return not (workflow.in_workflow() or workflow.unsafe.in_sandbox())
+
+
 class StrictModel(BaseModel):
     """Definitions reject unknown keys: a typo must not silently do nothing."""
 

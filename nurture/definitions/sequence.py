@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from nurture.definitions.common import DefinitionId, Delay, StepId, StrictModel, TimeWindow
+from nurture.definitions.common import DefinitionId, Delay, StepId, StrictModel, TimeWindow, content_checks_apply
 from nurture.scheduling import EligibleDays
 
 
@@ -23,6 +23,8 @@ class TaskPriority(StrEnum):
 
 
 def _check_template(value: str) -> str:
+    if not content_checks_apply():
+        return value
     from nurture.templating import check_template
 
     problems = check_template(value)
@@ -94,7 +96,7 @@ class SequenceSettings(StrictModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        if value in ("sender", "contact"):
+        if value in ("sender", "contact") or not content_checks_apply():
             return value
         import zoneinfo
 
@@ -107,8 +109,8 @@ class SequenceSettings(StrictModel):
     @field_validator("holiday_country")
     @classmethod
     def _country(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+        if value is None or not content_checks_apply():
+            return value
         from nurture.scheduling import validate_country
 
         validate_country(value.upper())

@@ -28,6 +28,7 @@ async def run_email_step(run: StepRun) -> StepResult:
             step_index=run.index,
             settings=definition.settings,
             scheduled_for=run.scheduled_for,
+            started_at=workflow.now(),
             enforce_rules=run.enforce_rules,
             next_delay=run.next_delay,
             step=step,

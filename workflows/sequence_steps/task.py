@@ -33,6 +33,7 @@ async def run_task_step(run: StepRun, completions: dict[str, object], describe_w
             step_index=run.index,
             settings=definition.settings,
             scheduled_for=run.scheduled_for,
+            started_at=workflow.now(),
             enforce_rules=run.enforce_rules,
             next_delay=run.next_delay,
             step=step,
