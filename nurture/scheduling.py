@@ -278,7 +278,8 @@ def schedule_step(
 def next_allowed(candidate: datetime, rules: ScheduleRules) -> datetime:
     """The first allowed moment at or after ``candidate`` under HubSpot's rules (UTC).
 
-    * Ineligible local date: move to the next eligible date, same local time.
+    * Ineligible local date: move to the next eligible date, same local time (the window
+      start there if the time is outside the window).
     * Before the window start: that day's window start.
     * At or after the window end: the next eligible day's window start.
 
@@ -295,7 +296,10 @@ def next_allowed(candidate: datetime, rules: ScheduleRules) -> datetime:
         local = current.astimezone(tz)
         day, wall = local.date(), local.time()
         if not is_eligible_day(day, rules):
-            current = _resolve_local(_next_eligible_day(day, rules), wall, tz)
+            # Outside the window too: open the next eligible day's window rather than keep a
+            # wall time the window would push one more day (Sat 22:15 -> Mon 09:00, not Tue).
+            keep = wall if window is None or window.contains(wall) else window.start
+            current = _resolve_local(_next_eligible_day(day, rules), keep, tz)
             continue
         if window is not None:
             if wall < window.start:
