@@ -18,7 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="NURTURE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="NURTURE_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_ignore_empty=True,  # compose passes unset optional values as empty strings
     )
 
     home: Path = Field(default=Path(".nurture"), description="State folder of the embedded stack")

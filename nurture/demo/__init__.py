@@ -1,0 +1,1 @@
+"""``nurture demo``: the seed's first example, on the embedded stack."""
