@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from nurture.cli import definitions, enrollments, ops, records
 from nurture.cli.common import handle_error
@@ -46,13 +46,15 @@ app.add_typer(ops.temporal_app, name="temporal")
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        result = app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         return 130
-    except click.ClickException as exc:
-        exc.show()
+    except TyperException as exc:  # usage errors: the parser's own message, exit status 2
+        show = getattr(exc, "show", None)
+        if show:
+            show()
         return 2
     except KeyboardInterrupt:
         return 130
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         if code >= 0:
             return code
         raise
-    return 0
+    # Without standalone mode, an Exit raised inside a command comes back as its status.
+    return result if isinstance(result, int) else 0
 
 
 def entrypoint() -> None:
