@@ -26,10 +26,10 @@ log = logging.getLogger("nurture.api")
 
 
 class ApiState:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, client: Any = None) -> None:
         self.settings = settings
         self.store = store
-        self._client = None
+        self._client = client
         self._lock = asyncio.Lock()
 
     async def client(self):  # type: ignore[no-untyped-def]
@@ -51,13 +51,14 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONRes
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "details": details}})
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, store: Store | None = None, client: Any = None) -> FastAPI:
+    """The API app. ``store`` and ``client`` (a Temporal client) are made from settings unless given."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         own_store = store is None
-        app.state.nurture = ApiState(settings, store or Store.open(settings.resolved_database_url))
+        app.state.nurture = ApiState(settings, store or Store.open(settings.resolved_database_url), client)
         app.state.tokens = api_tokens(settings)
         yield
         if own_store:
