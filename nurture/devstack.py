@@ -182,6 +182,9 @@ async def run_dev(settings: Settings, *, announce=print) -> None:  # type: ignor
             asyncio.create_task(api_server.serve(), name="api"),
             asyncio.create_task(run_worker(settings, stop=stop, serve_health=False), name="worker"),
         ]
+        await _wait_for_ports(
+            [settings.api_port, settings.gmail_port, settings.sendgrid_port, settings.temporal_ui_port], tasks
+        )
         pid_file(settings).write_text(str(os.getpid()))
         announce(
             "Nurture dev stack is up\n"
@@ -209,6 +212,19 @@ async def run_dev(settings: Settings, *, announce=print) -> None:  # type: ignor
         stop_process(temporal)
         with contextlib.suppress(FileNotFoundError):
             pid_file(settings).unlink()
+
+
+async def _wait_for_ports(ports: list[int], tasks: list[asyncio.Task[None]], timeout: float = 30) -> None:
+    """Announce the stack only once every server accepts connections (or fail with the cause)."""
+    deadline = time.monotonic() + timeout
+    while not all(port_answers("127.0.0.1", p) for p in ports):
+        for t in tasks:
+            if t.done() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+        if time.monotonic() > deadline:
+            waiting = [p for p in ports if not port_answers("127.0.0.1", p)]
+            raise Unavailable(f"the dev stack did not open ports {waiting} within {timeout:.0f} s")
+        await asyncio.sleep(0.1)
 
 
 def start_detached(settings: Settings, timeout: float = 90) -> int:
