@@ -14,21 +14,18 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from prometheus_client import Counter
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.deps import ActivityDeps
+from nurture.metrics import WORKERS_STARTED
 from nurture.settings import Settings
 from nurture.store import Store
 from starters.connect import connect_temporal
 from workers import registry
 
 log = logging.getLogger("nurture.worker")
-
-WORKERS_STARTED = Counter("nurture_worker_starts", "Worker processes started")
-
 
 def build_worker(client: Client, deps: ActivityDeps, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     return Worker(
