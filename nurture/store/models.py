@@ -119,6 +119,7 @@ class Enrollment(BaseModel):
     status: EnrollmentStatus
     exit_reason: str | None = None
     current_step: int | None = None
+    status_detail: str | None = None
     enrolled_at: dt.datetime
     updated_at: dt.datetime
     ended_at: dt.datetime | None = None
@@ -182,6 +183,7 @@ class Inbox(BaseModel):
     daily_cap: int
     min_spacing_seconds: int
     history_id: str | None = None
+    last_error: str | None = None
     connected_at: dt.datetime
     updated_at: dt.datetime
 

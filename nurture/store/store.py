@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,38 @@ def _natural_key(record_type: RecordType, properties: Mapping[str, Any]) -> str 
     if record_type is RecordType.COMPANY and properties.get("domain"):
         return str(properties["domain"]).strip().lower()
     return None
+
+
+def slot_for(
+    slots: Sequence[dt.datetime],
+    candidate: dt.datetime,
+    *,
+    daily_cap: int,
+    min_spacing: dt.timedelta,
+    allowed: Callable[[dt.datetime], dt.datetime],
+) -> dt.datetime:
+    """The first moment at or after ``candidate`` (already allowed) that is ``min_spacing`` away
+    from every reserved slot and keeps every rolling 24-hour window at ``daily_cap`` or fewer."""
+    day = dt.timedelta(hours=24)
+    if daily_cap < 1:
+        raise InvalidInput("an inbox's daily cap must be at least 1")
+    for _ in range(100_000):
+        close = [s for s in slots if abs(s - candidate) < min_spacing]
+        if close:
+            candidate = allowed(max(close) + min_spacing)
+            continue
+        before = [s for s in slots if candidate - day < s <= candidate]
+        if len(before) >= daily_cap:
+            # Wait until the oldest send that keeps the window full has aged out.
+            candidate = allowed(before[len(before) - daily_cap] + day + dt.timedelta(microseconds=1))
+            continue
+        # A slot reserved later than the candidate must not see its own window overflow.
+        later = [s for s in slots if candidate < s < candidate + day]
+        if any(sum(1 for x in slots if s - day < x <= s) + 1 > daily_cap for s in later):
+            candidate = allowed(max(slots) + min_spacing)
+            continue
+        return candidate
+    raise RuntimeError("no send slot found; the inbox's reservations are inconsistent")
 
 
 def create_db_engine(url: str) -> Engine:
@@ -489,7 +521,7 @@ class Store:
                 c.execute(t.enrollments.insert().values(**enrollment.model_dump(mode="python")))
 
     def update_enrollment(self, enrollment_id: str, **fields: Any) -> Enrollment:
-        allowed = {"status", "exit_reason", "current_step", "ended_at"}
+        allowed = {"status", "exit_reason", "current_step", "ended_at", "status_detail"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update enrollment fields {sorted(unknown)}")
@@ -690,6 +722,74 @@ class Store:
     def list_inboxes(self) -> list[Inbox]:
         with self.engine.connect() as c:
             return [Inbox.model_validate(dict(r)) for r in c.execute(sa.select(t.inboxes).order_by(t.inboxes.c.email)).mappings()]
+
+    # -------------------------------------------------------------- send slots
+    def reserve_send_slot(
+        self,
+        inbox_user_id: str,
+        message_key: str,
+        earliest: dt.datetime,
+        *,
+        daily_cap: int,
+        min_spacing: dt.timedelta,
+        allowed: Callable[[dt.datetime], dt.datetime] = lambda t: t,
+    ) -> dt.datetime:
+        """Reserve the first send time at or after ``earliest`` that keeps the inbox within its
+        rolling 24-hour cap and minimum spacing, moved into the allowed days and window by
+        ``allowed``. Idempotent per message. The transaction starts by writing the inbox row,
+        which serializes reservations for one inbox across every worker (a row lock on
+        PostgreSQL, the write lock on SQLite)."""
+        day = dt.timedelta(hours=24)
+        with self.tx() as c:
+            locked = c.execute(
+                t.inboxes.update().where(t.inboxes.c.user_id == inbox_user_id).values(updated_at=t.inboxes.c.updated_at)
+            )
+            if not locked.rowcount:
+                raise NotFound(f"user {inbox_user_id} has no connected inbox")
+            existing = c.execute(
+                sa.select(t.send_slots.c.slot_at).where(t.send_slots.c.message_key == message_key)
+            ).scalar()
+            if existing is not None:
+                return existing
+            slots = sorted(
+                r[0] for r in c.execute(
+                    sa.select(t.send_slots.c.slot_at).where(
+                        t.send_slots.c.inbox_user_id == inbox_user_id,
+                        t.send_slots.c.slot_at > earliest - day - min_spacing,
+                    )
+                )
+            )
+            candidate = slot_for(slots, allowed(earliest), daily_cap=daily_cap, min_spacing=min_spacing, allowed=allowed)
+            c.execute(t.send_slots.insert().values(
+                message_key=message_key, inbox_user_id=inbox_user_id, slot_at=candidate, created_at=utcnow(),
+            ))
+            return candidate
+
+    def release_send_slot(self, message_key: str) -> None:
+        """Give back a slot whose message will not be sent (the enrollment ended first)."""
+        with self.tx() as c:
+            c.execute(t.send_slots.delete().where(t.send_slots.c.message_key == message_key))
+
+    def send_slots(self, inbox_user_id: str, *, since: dt.datetime) -> list[dt.datetime]:
+        with self.engine.connect() as c:
+            return [r[0] for r in c.execute(
+                sa.select(t.send_slots.c.slot_at).where(
+                    t.send_slots.c.inbox_user_id == inbox_user_id, t.send_slots.c.slot_at >= since,
+                ).order_by(t.send_slots.c.slot_at)
+            )]
+
+    def set_inbox_state(self, user_id: str, state: str, *, error: str | None = None) -> Inbox:
+        with self.tx() as c:
+            res = c.execute(t.inboxes.update().where(t.inboxes.c.user_id == user_id).values(
+                state=state, last_error=error, updated_at=utcnow(),
+            ))
+            if not res.rowcount:
+                raise NotFound(f"user {user_id} has no inbox; connect one with `nurture inbox connect`")
+        return self.get_inbox(user_id)  # type: ignore[return-value]
+
+    def set_inbox_history_id(self, user_id: str, history_id: str) -> None:
+        with self.tx() as c:
+            c.execute(t.inboxes.update().where(t.inboxes.c.user_id == user_id).values(history_id=history_id))
 
     # ------------------------------------------------------------ idempotency
     def idempotent_response(self, key: str, route: str, request_hash: str) -> tuple[int, Any] | None:

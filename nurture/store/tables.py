@@ -136,6 +136,8 @@ enrollments = sa.Table(
     sa.Column("status", sa.String(24), nullable=False),
     sa.Column("exit_reason", sa.String(200), nullable=True),
     sa.Column("current_step", sa.Integer, nullable=True),
+    # Why the enrollment is paused or needs review ("inbox disconnected", a send failure).
+    sa.Column("status_detail", sa.String(500), nullable=True),
     sa.Column("enrolled_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("ended_at", UTCDateTime, nullable=True),
@@ -211,8 +213,21 @@ inboxes = sa.Table(
     sa.Column("daily_cap", sa.Integer, nullable=False, server_default="500"),
     sa.Column("min_spacing_seconds", sa.Integer, nullable=False, server_default="30"),
     sa.Column("history_id", sa.String(40), nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
     sa.Column("connected_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+send_slots = sa.Table(
+    "send_slots",
+    metadata,
+    # One reserved send time per message; the inbox's cap and spacing are checked against these
+    # rows inside one transaction that locks the inbox row, so they hold across any number of workers.
+    sa.Column("message_key", sa.String(80), primary_key=True),
+    sa.Column("inbox_user_id", sa.String(40), sa.ForeignKey("inboxes.user_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("slot_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_send_slots_inbox_slot", "inbox_user_id", "slot_at"),
 )
 
 api_idempotency = sa.Table(
