@@ -37,7 +37,7 @@ from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses, parseaddr
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
@@ -138,7 +138,12 @@ class GmailApiError(Exception):
         self.headers = headers or {}
 
     def response(self) -> JSONResponse:
-        detail = {"message": self.message, "domain": self.domain, "reason": self.reason, **self.extra}
+        detail = {
+            "message": self.message,
+            "domain": self.domain,
+            "reason": self.reason,
+            **self.extra,
+        }
         return JSONResponse(
             {
                 "error": {
@@ -162,7 +167,8 @@ def _not_found() -> GmailApiError:
 
 
 def _unauthenticated(missing: bool) -> GmailApiError:
-    # Google's wording; the WWW-Authenticate header is what google-auth keys off too.
+    # Google's wording and headers. (On any 401 the SDK's authorized http tries one
+    # credentials refresh before giving up.)
     what = "is missing required" if missing else "had invalid"
     return GmailApiError(
         401,
@@ -172,8 +178,10 @@ def _unauthenticated(missing: bool) -> GmailApiError:
         "https://developers.google.com/identity/sign-in/web/devconsole-project.",
         reason="required" if missing else "authError",
         extra={"location": "Authorization", "locationType": "header"},
-        headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'
-                 + ("" if missing else ', error="invalid_token"')},
+        headers={
+            "WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'
+            + ("" if missing else ', error="invalid_token"')
+        },
     )
 
 
@@ -193,7 +201,9 @@ def _fault_error(fault: Fault) -> GmailApiError:
             headers={"Retry-After": str(retry_after)},
         )
     if fault.kind == "400":
-        return GmailApiError(400, "INVALID_ARGUMENT", fault.message or "Bad Request", reason="badRequest")
+        return GmailApiError(
+            400, "INVALID_ARGUMENT", fault.message or "Bad Request", reason="badRequest"
+        )
     return GmailApiError(
         500, "INTERNAL", fault.message or "Internal error encountered.", reason="backendError"
     )
@@ -247,10 +257,7 @@ def _bodies(msg: EmailMessage) -> tuple[str | None, str | None]:
 
 
 def _snippet(text: str | None, html_body: str | None) -> str:
-    if text is not None:
-        source = text
-    else:
-        source = html.unescape(re.sub(r"<[^>]+>", " ", html_body or ""))
+    source = text if text is not None else html.unescape(re.sub(r"<[^>]+>", " ", html_body or ""))
     collapsed = " ".join(source.split())
     # Gmail escapes snippets as HTML, quotes as &#39;.
     return html.escape(collapsed[:200], quote=True).replace("&#x27;", "&#39;")
@@ -297,9 +304,7 @@ def _complete_headers(raw: bytes, msg: EmailMessage, mailbox: str) -> bytes:
     return eol.join(line.encode("ascii") for line in added) + eol + raw
 
 
-def _new_gmail_message(
-    raw: bytes, labels: Sequence[str], thread_id: str | None
-) -> NewGmailMessage:
+def _new_gmail_message(raw: bytes, labels: Sequence[str], thread_id: str | None) -> NewGmailMessage:
     msg = _parse(raw)
     text, html_body = _bodies(msg)
     return NewGmailMessage(
@@ -475,7 +480,9 @@ def _term_matches(term: _Term, m: GmailMessage) -> bool:
             return "UNREAD" not in m.label_ids
         return value.upper() in m.label_ids
     if term.op in _TEXT_OPERATORS:
-        header = {"from": "From", "to": "To", "cc": "Cc", "bcc": "Bcc", "subject": "Subject"}[term.op]
+        header = {"from": "From", "to": "To", "cc": "Cc", "bcc": "Bcc", "subject": "Subject"}[
+            term.op
+        ]
         haystack = " ".join(v for k, v in m.headers if k.lower() == header.lower())
         return value in haystack.lower()
     haystack = " ".join(
@@ -829,6 +836,22 @@ class _Gmail:
         return None
 
 
+def _authenticated_mailbox(
+    request: Request,
+    userId: str,  # noqa: N803 - Gmail's path parameter name
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    gmail: _Gmail = request.app.state.gmail
+    return gmail.authenticate(authorization, userId)
+
+
+# Route parameter names below are Gmail's own (camelCase, `id`, `format`) because
+# FastAPI matches query parameters by name.
+AuthedMailbox = Annotated[str, Depends(_authenticated_mailbox)]
+JsonBody = Annotated[Any, Body()]
+Repeated = Annotated[list[str] | None, Query()]
+
+
 def create_gmail_app(store: MailStore) -> FastAPI:
     """The local Gmail API, Google token endpoint and ``/_local`` admin routes."""
     gmail = _Gmail(store)
@@ -838,6 +861,7 @@ def create_gmail_app(store: MailStore) -> FastAPI:
         redoc_url=None,
         openapi_url="/_local/openapi.json",
     )
+    app.state.gmail = gmail
     app.include_router(admin_router(store))
 
     @app.exception_handler(GmailApiError)
@@ -864,13 +888,10 @@ def create_gmail_app(store: MailStore) -> FastAPI:
             exc.status_code, "INVALID_ARGUMENT", str(exc.detail), reason="badRequest"
         ).response()
 
-    def user(userId: str, authorization: str | None = Header(default=None)) -> str:  # noqa: N803
-        return gmail.authenticate(authorization, userId)
-
     prefix = "/gmail/v1/users/{userId}"
 
     @app.get(prefix + "/profile")
-    def get_profile(mailbox: str = Depends(user)) -> dict[str, Any]:
+    def get_profile(mailbox: AuthedMailbox) -> dict[str, Any]:
         messages, threads = store.mailbox_counts(mailbox)
         box = store.ensure_mailbox(mailbox)
         return {
@@ -881,23 +902,23 @@ def create_gmail_app(store: MailStore) -> FastAPI:
         }
 
     @app.get(prefix + "/labels")
-    def list_labels(mailbox: str = Depends(user)) -> dict[str, Any]:
+    def list_labels(mailbox: AuthedMailbox) -> dict[str, Any]:
         return {"labels": [{"id": lbl, "name": lbl, "type": "system"} for lbl in SYSTEM_LABELS]}
 
     @app.post(prefix + "/messages/send")
-    def send_message(mailbox: str = Depends(user), body: Any = Body(default=None)) -> dict[str, Any]:
+    def send_message(mailbox: AuthedMailbox, body: JsonBody = None) -> dict[str, Any]:
         return gmail.send(mailbox, body)
 
     @app.get(prefix + "/messages")
     def list_messages(
-        mailbox: str = Depends(user),
+        mailbox: AuthedMailbox,
         q: str | None = None,
-        labelIds: list[str] = Query(default=[]),  # noqa: N803 - Gmail's parameter names
+        labelIds: Repeated = None,  # noqa: N803
         includeSpamTrash: bool = False,  # noqa: N803
         maxResults: int | None = None,  # noqa: N803
         pageToken: str | None = None,  # noqa: N803
     ) -> dict[str, Any]:
-        found = gmail.search(mailbox, q, labelIds, includeSpamTrash)
+        found = gmail.search(mailbox, q, labelIds or [], includeSpamTrash)
         offset, size = _page_offset(pageToken), _page_size(maxResults)
         page = found[offset : offset + size]
         out: dict[str, Any] = {}
@@ -910,38 +931,34 @@ def create_gmail_app(store: MailStore) -> FastAPI:
 
     @app.get(prefix + "/messages/{id}")
     def get_message(
-        id: str,  # noqa: A002 - Gmail's parameter name
-        mailbox: str = Depends(user),
+        id: str,  # noqa: A002
+        mailbox: AuthedMailbox,
         format: MessageFormat = "full",  # noqa: A002
-        metadataHeaders: list[str] = Query(default=[]),  # noqa: N803
+        metadataHeaders: Repeated = None,  # noqa: N803
     ) -> dict[str, Any]:
-        return _message_json(gmail.get(mailbox, id), format, metadataHeaders)
+        return _message_json(gmail.get(mailbox, id), format, metadataHeaders or [])
 
     @app.post(prefix + "/messages/{id}/modify")
-    def modify_message(
-        id: str,  # noqa: A002
-        mailbox: str = Depends(user),
-        body: Any = Body(default=None),
-    ) -> dict[str, Any]:
-        body = body if isinstance(body, dict) else {}
+    def modify_message(id: str, mailbox: AuthedMailbox, body: JsonBody = None) -> dict[str, Any]:  # noqa: A002
+        changes = body if isinstance(body, dict) else {}
         return gmail.modify(
-            mailbox, id, body.get("addLabelIds") or [], body.get("removeLabelIds") or []
+            mailbox, id, changes.get("addLabelIds") or [], changes.get("removeLabelIds") or []
         )
 
     @app.post(prefix + "/messages/{id}/trash")
-    def trash_message(id: str, mailbox: str = Depends(user)) -> dict[str, Any]:  # noqa: A002
+    def trash_message(id: str, mailbox: AuthedMailbox) -> dict[str, Any]:  # noqa: A002
         return gmail.modify(mailbox, id, ["TRASH"], ["INBOX", "SPAM"])
 
     @app.post(prefix + "/messages/{id}/untrash")
-    def untrash_message(id: str, mailbox: str = Depends(user)) -> dict[str, Any]:  # noqa: A002
+    def untrash_message(id: str, mailbox: AuthedMailbox) -> dict[str, Any]:  # noqa: A002
         return gmail.modify(mailbox, id, [], ["TRASH"])
 
     @app.get(prefix + "/threads/{id}")
     def get_thread(
         id: str,  # noqa: A002
-        mailbox: str = Depends(user),
+        mailbox: AuthedMailbox,
         format: Literal["full", "metadata", "minimal"] = "full",  # noqa: A002
-        metadataHeaders: list[str] = Query(default=[]),  # noqa: N803
+        metadataHeaders: Repeated = None,  # noqa: N803
     ) -> dict[str, Any]:
         messages = store.gmail_thread(mailbox, _check_id(id))
         if not messages:
@@ -949,22 +966,24 @@ def create_gmail_app(store: MailStore) -> FastAPI:
         return {
             "id": messages[0].thread_id,
             "historyId": str(max(m.history_id for m in messages)),
-            "messages": [_message_json(m, format, metadataHeaders) for m in messages],
+            "messages": [_message_json(m, format, metadataHeaders or []) for m in messages],
         }
 
     @app.get(prefix + "/history")
     def list_history(
-        mailbox: str = Depends(user),
+        mailbox: AuthedMailbox,
         startHistoryId: str | None = None,  # noqa: N803
-        historyTypes: list[str] = Query(default=[]),  # noqa: N803
+        historyTypes: Repeated = None,  # noqa: N803
         labelId: str | None = None,  # noqa: N803
         maxResults: int | None = None,  # noqa: N803
         pageToken: str | None = None,  # noqa: N803
     ) -> dict[str, Any]:
-        return gmail.history(mailbox, startHistoryId, historyTypes, labelId, maxResults, pageToken)
+        return gmail.history(
+            mailbox, startHistoryId, historyTypes or [], labelId, maxResults, pageToken
+        )
 
     @app.post(prefix + "/watch")
-    def watch(mailbox: str = Depends(user), body: Any = Body(default=None)) -> dict[str, Any]:
+    def watch(mailbox: AuthedMailbox, body: JsonBody = None) -> dict[str, Any]:
         # Accepted so push-based code paths can start; no Pub/Sub push is ever sent.
         expiration = datetime.now(UTC) + timedelta(days=7)
         return {
@@ -973,14 +992,16 @@ def create_gmail_app(store: MailStore) -> FastAPI:
         }
 
     @app.post(prefix + "/stop", status_code=204)
-    def stop(mailbox: str = Depends(user)) -> Response:
+    def stop(mailbox: AuthedMailbox) -> Response:
         # Gmail answers an empty 204 (the discovery document declares no response).
         return Response(status_code=204)
 
     @app.post("/token")
     async def token(request: Request) -> JSONResponse:
         """Google's OAuth token endpoint, refresh_token grant only."""
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        form = {
+            k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
+        }
         return _token_response(store, form)
 
     # -- admin -------------------------------------------------------------------

@@ -37,13 +37,14 @@ __all__ = [
     "FaultKind",
     "GmailMessage",
     "HistoryRecord",
-    "Mailbox",
     "MailStore",
+    "Mailbox",
     "NewGmailMessage",
     "SendGridMessage",
     "Service",
     "is_email",
     "normalize_email",
+    "strip_angle_brackets",
 ]
 
 Service = Literal["gmail", "sendgrid"]
@@ -329,6 +330,23 @@ class MailStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def reset(self) -> None:
+        """Forget everything: mail, history, tokens, faults and settings.
+
+        For test isolation with long-lived servers, and for starting a dev stack over.
+        """
+        with self._tx() as conn:
+            for table in (
+                "gmail_history",
+                "gmail_messages",
+                "gmail_mailboxes",
+                "sendgrid_messages",
+                "revoked_tokens",
+                "faults",
+                "settings",
+            ):
+                conn.execute(f"DELETE FROM {table}")
+
     def now(self) -> float:
         """Current time (epoch seconds) as seen by the store's clock."""
         return self._clock()
@@ -461,6 +479,9 @@ class MailStore:
     def ensure_mailbox(self, email: str) -> Mailbox:
         """Return the mailbox for ``email``, creating it on first use."""
         key = normalize_email(email)
+        existing = self.get_mailbox(key)
+        if existing is not None:  # the common case: no write transaction per API call
+            return existing
         with self._tx() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO gmail_mailboxes"
@@ -579,7 +600,11 @@ class MailStore:
             removed = [lbl for lbl in dict.fromkeys(remove) if lbl in labels and lbl not in added]
             labels = [lbl for lbl in labels if lbl not in removed]
             history_id = None
-            for kind, changed in (("labelAdded", added), ("labelRemoved", removed)):
+            changes: tuple[tuple[HistoryKind, list[str]], ...] = (
+                ("labelAdded", added),
+                ("labelRemoved", removed),
+            )
+            for kind, changed in changes:
                 if changed:
                     history_id = self._bump_history(conn, key)
                     self._add_history(
@@ -668,7 +693,9 @@ class MailStore:
         # sort roughly by arrival, with random low bits for uniqueness.
         while True:
             candidate = f"{(int(now * 1000) << 20 | secrets.randbits(20)) & (2**64 - 1):016x}"
-            if not conn.execute("SELECT 1 FROM gmail_messages WHERE id = ?", (candidate,)).fetchone():
+            if not conn.execute(
+                "SELECT 1 FROM gmail_messages WHERE id = ?", (candidate,)
+            ).fetchone():
                 return candidate
 
     @staticmethod

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
+from nurture.local.mailstore import Fault as StoredFault
 from nurture.local.mailstore import (
     FaultKind,
     GmailMessage,
@@ -22,7 +23,6 @@ from nurture.local.mailstore import (
     SendGridMessage,
     Service,
 )
-from nurture.local.mailstore import Fault as StoredFault
 
 __all__ = ["Channel", "FaultRequest", "OutboxMessage", "admin_router", "list_outbox"]
 
@@ -181,7 +181,10 @@ def admin_router(store: MailStore) -> APIRouter:
                 message=request.message,
             )
         )
-        return {"queued": _fault_json(fault), "pending": [_fault_json(f) for f in store.pending_faults()]}
+        return {
+            "queued": _fault_json(fault),
+            "pending": [_fault_json(f) for f in store.pending_faults()],
+        }
 
     @router.get("/faults")
     def list_faults() -> dict[str, Any]:

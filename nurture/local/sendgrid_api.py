@@ -38,7 +38,11 @@ SendGridError = dict[str, Any]  # {"field": str | None, "message": str, "help": 
 
 
 def _error(field: str | None, message: str, help_anchor: str | None = None) -> SendGridError:
-    return {"field": field, "message": message, "help": _HELP + help_anchor if help_anchor else None}
+    return {
+        "field": field,
+        "message": message,
+        "help": _HELP + help_anchor if help_anchor else None,
+    }
 
 
 def _errors_response(status: int, errors: list[SendGridError], **headers: str) -> JSONResponse:
@@ -71,7 +75,9 @@ def _string_map_errors(value: object, field: str) -> Iterator[SendGridError]:
     for key, item in value.items():
         if not isinstance(item, str):
             yield _error(
-                f"{field}.{key}", f"Invalid type. Expected: string, given: {_json_type(item)}.", field
+                f"{field}.{key}",
+                f"Invalid type. Expected: string, given: {_json_type(item)}.",
+                field,
             )
 
 
@@ -94,7 +100,11 @@ def _personalization_errors(i: int, p: object) -> Iterator[SendGridError]:
         if recipients is None or (kind == "to" and not isinstance(recipients, list)):
             continue
         if not isinstance(recipients, list):
-            yield _error(f"{base}.{kind}", f"The {kind} parameter must be an array.", f"personalizations.{kind}")
+            yield _error(
+                f"{base}.{kind}",
+                f"The {kind} parameter must be an array.",
+                f"personalizations.{kind}",
+            )
             continue
         for j, recipient in enumerate(recipients):
             email = recipient.get("email") if isinstance(recipient, dict) else None
@@ -208,7 +218,9 @@ def validate_mail_send(body: object) -> list[SendGridError]:
             )
         )
     elif not is_email(sender["email"]):
-        errors.append(_error("from.email", "The from email does not contain a valid address.", "from"))
+        errors.append(
+            _error("from.email", "The from email does not contain a valid address.", "from")
+        )
 
     has_template = isinstance(body.get("template_id"), str) and bool(body["template_id"])
     subject = body.get("subject")
@@ -216,8 +228,10 @@ def validate_mail_send(body: object) -> list[SendGridError]:
         isinstance(p, dict) and isinstance(p.get("subject"), str) and p["subject"]
         for p in personalizations
     )
-    if not has_template and not (isinstance(subject, str) and subject) and not (
-        every_personalization_has_subject
+    if (
+        not has_template
+        and not (isinstance(subject, str) and subject)
+        and not (every_personalization_has_subject)
     ):
         errors.append(
             _error(
@@ -236,24 +250,36 @@ def validate_mail_send(body: object) -> list[SendGridError]:
             _error("reply_to", "reply_to is mutually exclusive with reply_to_list.", "reply_to")
         )
     reply_to = body.get("reply_to")
-    if reply_to is not None and not (isinstance(reply_to, dict) and is_email(reply_to.get("email"))):
+    if reply_to is not None and not (
+        isinstance(reply_to, dict) and is_email(reply_to.get("email"))
+    ):
         errors.append(
-            _error("reply_to.email", "The reply_to email does not contain a valid address.", "reply_to")
+            _error(
+                "reply_to.email", "The reply_to email does not contain a valid address.", "reply_to"
+            )
         )
 
     categories = body.get("categories")
     if categories is not None:
         if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
-            errors.append(_error("categories", "Categories must be an array of strings.", "categories"))
+            errors.append(
+                _error("categories", "Categories must be an array of strings.", "categories")
+            )
         elif len(categories) > 10:
             errors.append(
-                _error("categories", "You may not have more than 10 categories per request.", "categories")
+                _error(
+                    "categories",
+                    "You may not have more than 10 categories per request.",
+                    "categories",
+                )
             )
         elif len({c.lower() for c in categories}) != len(categories):
             errors.append(_error("categories", "Categories must be unique.", "categories"))
         elif any(len(c) > 255 for c in categories):
             errors.append(
-                _error("categories", "A category cannot be longer than 255 characters.", "categories")
+                _error(
+                    "categories", "A category cannot be longer than 255 characters.", "categories"
+                )
             )
 
     for name in ("custom_args", "headers"):
@@ -266,7 +292,11 @@ def validate_mail_send(body: object) -> list[SendGridError]:
             attachment = attachment if isinstance(attachment, dict) else {}
             if not attachment.get("content"):
                 errors.append(
-                    _error(f"attachments.{k}.content", "The attachment content is required.", "attachments.content")
+                    _error(
+                        f"attachments.{k}.content",
+                        "The attachment content is required.",
+                        "attachments.content",
+                    )
                 )
             if not attachment.get("filename"):
                 errors.append(

@@ -26,10 +26,10 @@ class PortInUseError(OSError):
     """The requested port is already taken by another program."""
 
     def __init__(self, host: str, port: int, setting: str | None = None) -> None:
-        knob = setting or "a different port"
+        fix = f"set {setting} to a free port" if setting else "choose another port"
         super().__init__(
             errno.EADDRINUSE,
-            f"port {port} on {host} is already in use; set {knob} or stop the other program",
+            f"port {port} on {host} is already in use; {fix} or stop the other program",
         )
         self.host = host
         self.port = port
@@ -41,7 +41,9 @@ class PortInUseError(OSError):
 def bind_socket(host: str, port: int, setting: str | None = None) -> socket.socket:
     """A listening-ready TCP socket on ``host:port`` (0 = any free port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
+    # proto says TCP, and without it Nagle + delayed ACKs add ~40 ms to every response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     # SO_REUSEADDR lets a restarted dev server reuse a port in TIME_WAIT; on Linux
     # it still refuses a port another socket is listening on.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -52,7 +54,6 @@ def bind_socket(host: str, port: int, setting: str | None = None) -> socket.sock
         if exc.errno == errno.EADDRINUSE:
             raise PortInUseError(host, port, setting) from exc
         raise
-    sock.set_inheritable(True)
     return sock
 
 
@@ -60,9 +61,33 @@ class _EmbeddedServer(uvicorn.Server):
     """uvicorn without its signal handling: the owner (a test, ``nurture dev``) decides
     when to stop, and several of these can share one event loop."""
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        # uvicorn's loop polls should_exit every 0.1 s; waiting on an event as well
+        # lets request_stop() end it at once, which keeps test teardowns short.
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    def request_stop(self) -> None:
+        """Thread-safe: ask the server to shut down."""
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(wake.set)
 
 
 class LocalServer:
@@ -92,7 +117,7 @@ class LocalServer:
             port=self.port,
             log_level=log_level,
             access_log=False,
-            lifespan="off",
+            lifespan="auto",
             # Keep shutdowns quick: a lingering keep-alive connection (httplib2 keeps
             # them) must not hold up a test teardown.
             timeout_graceful_shutdown=2,
@@ -109,8 +134,8 @@ class LocalServer:
         return self._server.started
 
     def request_stop(self) -> None:
-        """Ask the server to finish; :meth:`serve` returns shortly after."""
-        self._server.should_exit = True
+        """Ask the server to finish (from any thread); :meth:`serve` returns shortly after."""
+        self._server.request_stop()
 
     async def serve(self) -> None:
         """Serve until :meth:`request_stop` is called or the task is cancelled."""
@@ -146,7 +171,9 @@ class LocalServer:
                 )
             if time.monotonic() > deadline:
                 self.request_stop()
-                raise TimeoutError(f"local server on {self.url} did not start in {startup_timeout}s")
+                raise TimeoutError(
+                    f"local server on {self.url} did not start in {startup_timeout}s"
+                )
             time.sleep(0.005)
         return RunningServer(self, thread)
 
