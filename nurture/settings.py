@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     google_token_uri: str | None = Field(default=None, description="Default: local endpoint, or Google when live")
     google_client_id: str = "nurture-local"
     google_client_secret: SecretStr | None = None
+    inbox_poll_seconds: float = Field(default=30.0, description="How often each inbox watcher reads Gmail history")
+    gmail_search_grace_seconds: float = Field(
+        default=180.0, description="How long a retried send looks for its message in Gmail search before sending again"
+    )
     sendgrid_port: int = 8025
     gmail_port: int = 8026
 
@@ -57,6 +61,8 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         default=None, description="Base URL contacts reach (unsubscribe links); default: the API URL"
     )
+
+    meetings_webhook_secret: SecretStr | None = Field(default=None, description="Shared secret of the meetings webhook")
 
     # Worker
     worker_metrics_host: str = "127.0.0.1"

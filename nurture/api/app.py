@@ -99,11 +99,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None, cli
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
-    from nurture.api import routes_definitions, routes_enrollments, routes_records, routes_unsubscribe
+    from nurture.api import routes_definitions, routes_enrollments, routes_records, routes_unsubscribe, routes_webhooks
 
     auth = [Depends(require_token)]
     app.include_router(routes_records.router, dependencies=auth)
     app.include_router(routes_definitions.router, dependencies=auth)
     app.include_router(routes_enrollments.router, dependencies=auth)
     app.include_router(routes_unsubscribe.router)
+    app.include_router(routes_webhooks.router)  # authenticated by its signature, not a token
     return app

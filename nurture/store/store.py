@@ -548,11 +548,14 @@ class Store:
         record_id: str | None = None,
         definition_id: str | None = None,
         company_id: str | None = None,
+        sender_id: str | None = None,
         kind: str | None = None,
         statuses: Sequence[str] | None = None,
         limit: int = 500,
     ) -> list[Enrollment]:
         q = sa.select(t.enrollments).order_by(t.enrollments.c.id.desc()).limit(limit)
+        if sender_id:
+            q = q.where(t.enrollments.c.sender_id == sender_id)
         if record_id:
             q = q.where(t.enrollments.c.record_id == record_id)
         if definition_id:
@@ -673,6 +676,10 @@ class Store:
             c.execute(t.email_events.insert().values(**event.model_dump(mode="python")))
         return True
 
+    def event_exists(self, event_id: str) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(t.email_events.c.id).where(t.email_events.c.id == event_id)).first() is not None
+
     def list_events(self, *, enrollment_id: str | None = None, record_id: str | None = None) -> list[EmailEvent]:
         q = sa.select(t.email_events).order_by(t.email_events.c.occurred_at)
         if enrollment_id:
@@ -765,10 +772,15 @@ class Store:
             ))
             return candidate
 
-    def release_send_slot(self, message_key: str) -> None:
-        """Give back a slot whose message will not be sent (the enrollment ended first)."""
+    def release_unsent_slots(self, key_prefix: str) -> int:
+        """Give back the slots of messages that will not be sent (their enrollment ended first).
+        Slots of sent messages stay: they count against the inbox's rolling cap."""
+        sent = sa.select(t.messages.c.id).where(t.messages.c.status == "sent")
         with self.tx() as c:
-            c.execute(t.send_slots.delete().where(t.send_slots.c.message_key == message_key))
+            res = c.execute(t.send_slots.delete().where(
+                t.send_slots.c.message_key.like(f"{key_prefix}%"), t.send_slots.c.message_key.not_in(sent),
+            ))
+        return res.rowcount or 0
 
     def send_slots(self, inbox_user_id: str, *, since: dt.datetime) -> list[dt.datetime]:
         with self.engine.connect() as c:
