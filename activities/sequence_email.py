@@ -1,30 +1,37 @@
-"""Send one automated sequence email from the sender's inbox through the Gmail API.
+"""Send one automated sequence email from the sender's Gmail inbox.
 
-Idempotent: the message has a deterministic ID (enrollment + step) and is logged before and after
-the send, so a retried activity whose first attempt got through does not send again. (The sales
-inbox issue strengthens this with a Gmail ``rfc822msgid:`` lookup for sends whose response was lost.)
+In order, one activity: refuses to send outside the allowed days and window (a late timer),
+stops for a contact who opted out, bounced or already replied in the thread, takes a send slot
+of the inbox (rolling 24-hour cap, minimum spacing — when the slot is later, the workflow sleeps
+until it on a timer), renders the templates, and sends exactly once (``gmail_send.send_once``).
+It also plans the next step, so an email step costs one activity in history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 
-from googleapiclient.errors import HttpError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
-from activities.gmail_client import InboxDisconnected, build_mime, credentials_for, encode_raw, gmail_service
+from activities.gmail_client import build_mime
+from activities.gmail_send import GmailAccess, send_once
 from activities.schedule_rules import due_after, resolve_rules
+from nurture import metrics
 from nurture.contracts.sequence import ActivityName, ExitReason, SendEmailInput, StepOutcome, StepResult
-from nurture.scheduling import is_allowed, next_allowed
-from nurture.store.models import BOUNCED_PROPERTY, OPT_OUT_PROPERTY, Message, Record, User
+from nurture.scheduling import ScheduleRules, is_allowed, next_allowed
+from nurture.store.models import BOUNCED_PROPERTY, OPT_OUT_PROPERTY, Inbox, Message, Record, User
 from nurture.templating import render
 from nurture.unsubscribe import unsubscribe_url
 
 log = logging.getLogger(__name__)
+
+# A slot this close to now is "now": timers and clocks are never exactly on time.
+SLOT_TOLERANCE = dt.timedelta(seconds=1)
+# A reserved slot whose timer fired later than this re-checks the days and window.
+LATE_SLOT = dt.timedelta(minutes=1)
 
 
 def message_key(enrollment_id: str, step_index: int) -> str:
@@ -46,6 +53,10 @@ def token_context(contact: Record, company: Record | None, sender: User, unsubsc
     }
 
 
+def inbox_disconnected(message: str) -> ApplicationError:
+    return ApplicationError(message, type="InboxDisconnected", non_retryable=True)
+
+
 class SequenceEmailActivities:
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
@@ -60,34 +71,78 @@ class SequenceEmailActivities:
         key = message_key(inp.enrollment_id, inp.step_index)
         already = store.get_message(key)
 
-        if already is None or already.status != "sent":
-            if inp.enforce_rules and not is_allowed(now, rules):
-                # A timer that fires late (worker down, queue backlog) must not send outside the
-                # eligible days or window: tell the workflow when to try again.
-                return StepResult(outcome=StepOutcome.DEFERRED, deferred_until=next_allowed(now, rules),
-                                  detail="outside the allowed days or send window")
-            if contact.properties.get(OPT_OUT_PROPERTY):
-                return StepResult(outcome=StepOutcome.EXIT, exit_reason=ExitReason.UNSUBSCRIBED, detail="contact opted out")
-            if contact.properties.get(BOUNCED_PROPERTY):
-                return StepResult(outcome=StepOutcome.EXIT, exit_reason=ExitReason.BOUNCED, detail="contact address bounced")
-            if not contact.email:
-                raise ApplicationError(f"contact {contact.id} has no email address", type="InvalidInput", non_retryable=True)
-            self._send(inp, contact, sender, key)
-        else:
+        if already is not None and already.status == "sent":
+            metrics.EMAIL_SENDS_SKIPPED.inc()
             log.info("step %s of %s already sent as %s; not sending again", inp.step_index, inp.enrollment_id, key)
+        else:
+            stop = self._stop_before_send(inp, contact, rules, now, key)
+            if stop is not None:
+                return stop
+            replied = self._send(inp, contact, sender, key, now)
+            if replied is not None:
+                return replied
 
         store.update_enrollment(inp.enrollment_id, current_step=inp.step_index + 1)
         next_due = due_after(inp.scheduled_for, inp.next_delay, rules) if inp.next_delay is not None else None
         return StepResult(outcome=StepOutcome.DONE, next_due=next_due, detail="sent")
 
-    def _send(self, inp: SendEmailInput, contact: Record, sender: User, key: str) -> None:
-        store, settings = self.deps.store, self.deps.settings
-        inbox = store.get_inbox(sender.id)
-        if inbox is None:
-            raise ApplicationError(
-                f"sender {sender.email} has no connected inbox; connect one with `nurture inbox connect`",
-                type="InboxDisconnected", non_retryable=True,
+    def _stop_before_send(
+        self, inp: SendEmailInput, contact: Record, rules: ScheduleRules, now: dt.datetime, key: str,
+    ) -> StepResult | None:
+        """A reason not to send now: deferred (rules, send slot) or exit (the contact is gone)."""
+        store = self.deps.store
+        slot = store.send_slot(key)
+        late = slot is None or now - slot > LATE_SLOT
+        if inp.enforce_rules and late and not is_allowed(now, rules):
+            # A timer that fires late (worker down, backlog) must not send outside the eligible
+            # days or window: release any slot and tell the workflow when to try again.
+            store.release_send_slot(key)
+            metrics.STEPS_DEFERRED.inc()
+            return StepResult(outcome=StepOutcome.DEFERRED, deferred_until=next_allowed(now, rules),
+                              detail="outside the allowed days or send window")
+        if contact.properties.get(OPT_OUT_PROPERTY):
+            return StepResult(outcome=StepOutcome.EXIT, exit_reason=ExitReason.UNSUBSCRIBED, detail="contact opted out")
+        if contact.properties.get(BOUNCED_PROPERTY):
+            return StepResult(outcome=StepOutcome.EXIT, exit_reason=ExitReason.BOUNCED, detail="contact address bounced")
+        if not contact.email:
+            raise ApplicationError(f"contact {contact.id} has no email address", type="InvalidInput", non_retryable=True)
+        inbox = self._inbox(inp.sender_id)
+        if slot is None:
+            allowed = (lambda t: next_allowed(t, rules)) if inp.enforce_rules else (lambda t: t)
+            slot = store.reserve_send_slot(
+                inbox.user_id, key, now, daily_cap=inbox.daily_cap,
+                min_spacing=dt.timedelta(seconds=inbox.min_spacing_seconds), allowed=allowed,
             )
+        if slot > now + SLOT_TOLERANCE:
+            return StepResult(outcome=StepOutcome.DEFERRED, deferred_until=slot,
+                              detail=f"waiting for a send slot of {inbox.email} (daily cap {inbox.daily_cap}, "
+                                     f"{inbox.min_spacing_seconds} s apart)")
+        return None
+
+    def _inbox(self, user_id: str) -> Inbox:
+        inbox = self.deps.store.get_inbox(user_id)
+        if inbox is None:
+            raise inbox_disconnected("the sender has no connected inbox; connect one with `nurture inbox connect`")
+        if inbox.state != "connected":
+            raise inbox_disconnected(f"inbox {inbox.email} is disconnected ({inbox.last_error or 'reconnect it'})")
+        return inbox
+
+    def _send(self, inp: SendEmailInput, contact: Record, sender: User, key: str, now: dt.datetime) -> StepResult | None:
+        """Send the step's email; returns an exit result instead when the contact already replied."""
+        store, settings = self.deps.store, self.deps.settings
+        inbox = self._inbox(sender.id)
+        gmail = GmailAccess(store, settings, inbox)
+
+        # The contact may have answered since the last step, even if the watcher has not seen it
+        # yet: look at this enrollment's threads (lookups by key) just before sending.
+        sent_before = [m for m in store.list_messages(enrollment_id=inp.enrollment_id) if m.status == "sent" and m.thread_id]
+        for thread_id in dict.fromkeys(m.thread_id for m in sent_before if m.thread_id):
+            reply = gmail.inbound_in_thread(thread_id, inbox.email)
+            if reply:
+                store.release_send_slot(key)
+                return StepResult(outcome=StepOutcome.EXIT, exit_reason=ExitReason.REPLIED,
+                                  detail=f"reply {reply['id']} found in the thread just before sending")
+
         company = store.primary_company(contact.id)
         unsubscribe = (
             unsubscribe_url(settings.unsubscribe_base_url, settings.secret_key.get_secret_value(), inp.enrollment_id, contact.id)
@@ -113,7 +168,8 @@ class SequenceEmailActivities:
             first = store.get_message(message_key(inp.enrollment_id, inp.thread_with_index))
             if first and first.status == "sent":
                 thread_id, in_reply_to = first.thread_id, first.rfc822_message_id
-                references = [m.rfc822_message_id for m in self._thread_messages(inp.enrollment_id, first.thread_id)]
+                references = [m.rfc822_message_id for m in sorted(sent_before, key=lambda m: m.created_at)
+                              if m.thread_id == thread_id and m.rfc822_message_id]
 
         message_id = rfc822_message_id(inp.enrollment_id, inp.step_index, inbox.email)
         mime = build_mime(
@@ -124,35 +180,12 @@ class SequenceEmailActivities:
         record = Message(
             id=key, channel="gmail", enrollment_id=inp.enrollment_id, step_index=inp.step_index, record_id=contact.id,
             sender_id=sender.id, to_address=contact.email or "", from_address=inbox.email, subject=subject.text,
-            rfc822_message_id=message_id, thread_id=thread_id, status="sending",
-            created_at=dt.datetime.now(dt.timezone.utc),
+            rfc822_message_id=message_id, thread_id=thread_id, status="sending", created_at=now,
         )
-        store.save_message(record)
-        grant = None
-        stored = store.inbox_credentials(sender.id)
-        if stored:
-            from nurture.crypto import decrypt
-
-            grant = json.loads(decrypt(stored, settings))
-        try:
-            service = gmail_service(credentials_for(inbox, settings, grant), settings)
-            body_json: dict[str, object] = {"raw": encode_raw(mime)}
-            if thread_id:
-                body_json["threadId"] = thread_id
-            sent = service.users().messages().send(userId="me", body=body_json).execute()
-        except InboxDisconnected as exc:
-            raise ApplicationError(exc.message, type="InboxDisconnected", non_retryable=True) from None
-        except HttpError as exc:
-            status = exc.status_code
-            if status in (400, 403, 404):
-                raise ApplicationError(f"Gmail rejected the message ({status}): {exc.reason}",
-                                       type="PermanentSendFailure", non_retryable=True) from None
-            raise  # 401 (token refresh), 429 and 5xx: retried with backoff
-        store.save_message(record.model_copy(update={
-            "status": "sent", "provider_message_id": sent.get("id"), "thread_id": sent.get("threadId"),
-            "sent_at": dt.datetime.now(dt.timezone.utc),
-        }))
-
-    def _thread_messages(self, enrollment_id: str, thread_id: str | None) -> list[Message]:
-        msgs = [m for m in self.deps.store.list_messages(enrollment_id=enrollment_id) if m.thread_id == thread_id and m.rfc822_message_id]
-        return sorted(msgs, key=lambda m: m.created_at)
+        outcome = send_once(gmail, store, record, mime, thread_id=thread_id, now=now,
+                            grace=dt.timedelta(seconds=settings.gmail_search_grace_seconds))
+        if outcome.deduplicated:
+            metrics.EMAIL_SENDS_SKIPPED.inc()
+        else:
+            metrics.EMAILS_SENT.labels(channel="gmail").inc()
+        return None

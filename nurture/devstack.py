@@ -171,14 +171,21 @@ async def run_dev(settings: Settings, *, announce=print) -> None:  # type: ignor
         await wait_for_temporal(settings, temporal)
         client = await connect_temporal(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
+        from starters.inboxes import Inboxes
+
+        dev_store = Store.open(settings.resolved_database_url)
+        await Inboxes(client=client, store=dev_store, settings=settings).ensure_all_watchers()
+        dev_store.close()
 
         mail = MailStore(str(settings.home / "mailsink.db"))
         api_server = uvicorn.Server(uvicorn.Config(
             create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning", lifespan="on",
         ))
         tasks = [
-            asyncio.create_task(serve(create_sendgrid_app(mail), "127.0.0.1", settings.sendgrid_port), name="sendgrid"),
-            asyncio.create_task(serve(create_gmail_app(mail), "127.0.0.1", settings.gmail_port), name="gmail"),
+            asyncio.create_task(serve(create_sendgrid_app(mail), "127.0.0.1", settings.sendgrid_port,
+                                      setting="NURTURE_SENDGRID_PORT"), name="sendgrid"),
+            asyncio.create_task(serve(create_gmail_app(mail), "127.0.0.1", settings.gmail_port,
+                                      setting="NURTURE_GMAIL_PORT"), name="gmail"),
             asyncio.create_task(api_server.serve(), name="api"),
             asyncio.create_task(run_worker(settings, stop=stop, serve_health=False), name="worker"),
         ]

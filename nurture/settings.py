@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NURTURE_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
         env_ignore_empty=True,  # compose passes unset optional values as empty strings
+        populate_by_name=True,
     )
 
     home: Path = Field(default=Path(".nurture"), description="State folder of the embedded stack")
@@ -47,7 +48,10 @@ class Settings(BaseSettings):
     google_token_uri: str | None = Field(default=None, description="Default: local endpoint, or Google when live")
     google_client_id: str = "nurture-local"
     google_client_secret: SecretStr | None = None
-    inbox_poll_seconds: float = Field(default=30.0, description="How often each inbox watcher reads Gmail history")
+    inbox_poll_seconds_setting: float | None = Field(
+        default=None, alias="NURTURE_INBOX_POLL_SECONDS",
+        description="How often each inbox watcher reads Gmail history; default 30 s live, 2 s locally",
+    )
     gmail_search_grace_seconds: float = Field(
         default=180.0, description="How long a retried send looks for its message in Gmail search before sending again"
     )
@@ -96,6 +100,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'nurture.db').resolve()}"
+
+    @property
+    def inbox_poll_seconds(self) -> float:
+        if self.inbox_poll_seconds_setting is not None:
+            return self.inbox_poll_seconds_setting
+        return 30.0 if self.live else 2.0
 
     @property
     def sendgrid_url(self) -> str:

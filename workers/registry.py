@@ -6,18 +6,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from activities.deps import ActivityDeps
+from activities.inbox_watch import InboxWatchActivities
 from activities.sequence_email import SequenceEmailActivities
 from activities.sequence_enrollment import SequenceEnrollmentActivities
 from activities.sequence_tasks import SequenceTaskActivities
+from workflows.inbox_watcher import InboxWatcherWorkflow
 from workflows.sequence_enrollment import SequenceEnrollmentWorkflow
 
-WORKFLOWS: Sequence[type] = (SequenceEnrollmentWorkflow,)
+WORKFLOWS: Sequence[type] = (SequenceEnrollmentWorkflow, InboxWatcherWorkflow)
 
 
 def activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     enrollment = SequenceEnrollmentActivities(deps)
     email = SequenceEmailActivities(deps)
     tasks = SequenceTaskActivities(deps)
+    inbox = InboxWatchActivities(deps)
     return [
         enrollment.begin_enrollment,
         enrollment.plan_next_step,
@@ -25,4 +28,5 @@ def activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         enrollment.unenroll_company_peers,
         email.send_email,
         tasks.create_task,
+        inbox.poll_history,
     ]

@@ -55,6 +55,14 @@ async def with_sequences(fn: Callable[[Any], Awaitable[T]]) -> T:
     return await fn(Sequences(client=client, store=store(), settings=settings()))
 
 
+async def with_inboxes(fn: Callable[[Any], Awaitable[T]]) -> T:
+    from starters.connect import connect_temporal
+    from starters.inboxes import Inboxes
+
+    client = await connect_temporal(settings())
+    return await fn(Inboxes(client=client, store=store(), settings=settings()))
+
+
 def to_jsonable(data: Any) -> Any:
     if isinstance(data, BaseModel):
         return data.model_dump(mode="json")

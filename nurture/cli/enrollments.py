@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from nurture.cli.common import JsonOption, console, print_json, run_async, settings, store, table, when, with_sequences
+from nurture.cli.common import JsonOption, console, print_json, run_async, settings, store, table, when, with_inboxes, with_sequences
 from nurture.contracts.sequence import ExitReason
 from nurture.errors import InvalidInput, NurtureError
 
@@ -139,19 +139,62 @@ def complete_task(task_id: str, json_out: bool = JsonOption) -> None:
 @inbox_app.command("connect")
 def connect_inbox(
     user: str = typer.Argument(..., help="User ID or email"),
-    local: bool = typer.Option(False, "--local", help="Connect to the local Gmail endpoint (dev mode, no OAuth)"),
-    daily_cap: int | None = typer.Option(None, "--daily-cap", help="Sends per rolling 24 hours"),
-    min_spacing: int | None = typer.Option(None, "--min-spacing", help="Seconds between two sends"),
+    local: bool = typer.Option(False, "--local", help="The local Gmail endpoint (dev mode, no OAuth)"),
+    refresh_token: str | None = typer.Option(
+        None, "--refresh-token", envvar="NURTURE_CONNECT_REFRESH_TOKEN",
+        help="An OAuth refresh token obtained elsewhere (headless servers); checked before it is stored",
+    ),
+    daily_cap: int | None = typer.Option(None, "--daily-cap", help="Sends per rolling 24 hours (default 500)"),
+    min_spacing: int | None = typer.Option(None, "--min-spacing", help="Seconds between two sends (default 30)"),
     json_out: bool = JsonOption,
 ) -> None:
-    """Connect a user's Gmail inbox for sending."""
+    """Connect a user's Gmail inbox for sending and reply detection.
+
+    Without --local or --refresh-token this runs Google's OAuth flow: it prints a URL to open,
+    and stores the grant encrypted with NURTURE_ENCRYPTION_KEY. Reconnecting resumes the
+    enrollments a disconnection paused."""
+    if daily_cap is not None and daily_cap < 1:
+        raise InvalidInput("--daily-cap must be at least 1")
+    if min_spacing is not None and min_spacing < 0:
+        raise InvalidInput("--min-spacing cannot be negative")
+
+    async def go(inboxes):  # type: ignore[no-untyped-def]
+        if local:
+            return await inboxes.connect_local(user, daily_cap=daily_cap, min_spacing=min_spacing)
+        grant = {"refresh_token": refresh_token} if refresh_token else _oauth_flow()
+        return await inboxes.connect_grant(user, grant, daily_cap=daily_cap, min_spacing=min_spacing)
+
+    inbox = run_async(with_inboxes, go)
+    print_json(inbox) if json_out else console.print(f"connected {inbox.email} ({inbox.provider}); its watcher is running")
+
+
+def _oauth_flow() -> dict[str, str]:
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    from activities.gmail_client import GMAIL_SCOPES
+
+    s = settings()
+    if not s.live:
+        raise NurtureError("Google OAuth needs NURTURE_LIVE=true (the embedded stack uses --local)")
+    if not s.google_client_secret:
+        raise NurtureError("set NURTURE_GOOGLE_CLIENT_ID and NURTURE_GOOGLE_CLIENT_SECRET (an OAuth client of type Desktop)")
+    flow = InstalledAppFlow.from_client_config(
+        {"installed": {
+            "client_id": s.google_client_id, "client_secret": s.google_client_secret.get_secret_value(),
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": s.token_uri,
+        }},
+        scopes=GMAIL_SCOPES,
+    )
+    creds = flow.run_local_server(host="127.0.0.1", port=0, open_browser=False, access_type="offline", prompt="consent")
+    return {"refresh_token": creds.refresh_token, "token": creds.token}
+
+
+@inbox_app.command("watch")
+def watch_inbox(user: str = typer.Argument(..., help="User ID or email")) -> None:
+    """Start (or wake) the inbox's watcher."""
     u = store().find_user(user)
-    if not local:
-        if not settings().live:
-            raise NurtureError("the embedded stack sends only to the local Gmail endpoint: use --local, or set NURTURE_LIVE=true for Google OAuth")
-        raise NurtureError("Google OAuth connection arrives with the sales inbox work; use --local for now")
-    inbox = store().upsert_inbox(u.id, email=u.email, provider="local", daily_cap=daily_cap, min_spacing_seconds=min_spacing)
-    print_json(inbox) if json_out else console.print(f"connected {inbox.email} ({inbox.provider})")
+    run_async(with_inboxes, lambda inboxes: inboxes.ensure_watcher(u.id))
+    console.print(f"watcher of {u.email} is running")
 
 
 @inbox_app.command("list")
@@ -160,5 +203,5 @@ def list_inboxes(json_out: bool = JsonOption) -> None:
     if json_out:
         print_json(rows)
         return
-    table("Inboxes", ["User", "Email", "Provider", "State", "Daily cap", "Spacing (s)"],
-          [(i.user_id, i.email, i.provider, i.state, i.daily_cap, i.min_spacing_seconds) for i in rows])
+    table("Inboxes", ["User", "Email", "Provider", "State", "Daily cap", "Spacing (s)", "History ID", "Last error"],
+          [(i.user_id, i.email, i.provider, i.state, i.daily_cap, i.min_spacing_seconds, i.history_id, i.last_error) for i in rows])

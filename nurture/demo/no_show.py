@@ -11,6 +11,7 @@ import sys
 import time
 from importlib import resources
 
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -21,6 +22,7 @@ from nurture.settings import Settings
 from nurture.store import Store
 from nurture.store.models import EnrollmentStatus, TaskStatus
 from starters.connect import connect_temporal
+from starters.inboxes import Inboxes
 from starters.sequences import Sequences
 
 SEQUENCE_FILE = "no-show-follow-up.yaml"
@@ -31,6 +33,9 @@ PROSPECTS = [
     ("barbara@initech.example", "Barbara", "Liskov"),
 ]
 REPLIER = "grace@globex.example"
+SENDER = "riley@nurture-demo.example"
+# HubSpot spaces one inbox's sends about 30 s apart; the demo's inbox uses 2 s to stay short.
+DEMO_SPACING_SECONDS = 2
 COMPANIES = {"globex.example": "Globex", "initech.example": "Initech"}
 
 
@@ -39,8 +44,7 @@ def _prepare(store: Store) -> tuple[str, list[str]]:
     definition = load_definition_text(text, SEQUENCE_FILE)
     store.save_definition(definition.id, definition.kind, definition.name, definition_body(definition))
     store.set_definition_status(definition.id, "on")
-    rep = store.upsert_user("riley@nurture-demo.example", name="Riley Reyes", timezone="UTC", country="US")
-    store.upsert_inbox(rep.id, email=rep.email, provider="local")
+    store.upsert_user(SENDER, name="Riley Reyes", timezone="UTC", country="US")
     contact_ids = []
     for email, first, last in PROSPECTS:
         domain = email.split("@")[1]
@@ -60,6 +64,8 @@ async def run_demo(settings: Settings, console: Console) -> None:
     client = await connect_temporal(settings)
     sequences = Sequences(client=client, store=store, settings=settings)
     definition_id, contact_ids = await asyncio.to_thread(_prepare, store)
+    # Connecting the inbox starts its watcher, which reads replies and bounces from Gmail.
+    await Inboxes(client=client, store=store, settings=settings).connect_local(SENDER, min_spacing=DEMO_SPACING_SECONDS)
 
     # An interrupted earlier run may have left enrollments open: end them first.
     for cid in contact_ids:
@@ -67,8 +73,8 @@ async def run_demo(settings: Settings, console: Console) -> None:
             await sequences.unenroll(e.id, reason="demo restarted")
     await _wait(lambda: all(not store.open_enrollments(record_id=c) for c in contact_ids), 30)
 
-    console.print(f"[bold]1.[/bold] Enrolling {len(PROSPECTS)} prospects in [cyan]{definition_id}[/cyan] from riley@nurture-demo.example")
-    results = await sequences.enroll_many(definition_id, contacts=[p[0] for p in PROSPECTS], sender="riley@nurture-demo.example")
+    console.print(f"[bold]1.[/bold] Enrolling {len(PROSPECTS)} prospects in [cyan]{definition_id}[/cyan] from {SENDER}")
+    results = await sequences.enroll_many(definition_id, contacts=[p[0] for p in PROSPECTS], sender=SENDER)
     enrollments = {}
     for (email, *_), r in zip(PROSPECTS, results):
         if isinstance(r, Exception):
@@ -80,8 +86,16 @@ async def run_demo(settings: Settings, console: Console) -> None:
     await _wait(lambda: all(store.get_message(f"msg_{e}_0") and store.get_message(f"msg_{e}_0").status == "sent"
                             for e in enrollments.values()), 60)
 
-    console.print(f"[bold]3.[/bold] {REPLIER} replies → her enrollment leaves the sequence")
-    await sequences.report(enrollments[REPLIER], ExitReason.REPLIED, "demo: reply to the first email")
+    console.print(f"[bold]3.[/bold] {REPLIER} replies in the thread; the inbox watcher finds the reply and she leaves the sequence")
+    first = store.get_message(f"msg_{enrollments[REPLIER]}_0")
+    assert first is not None
+    async with httpx.AsyncClient(base_url=settings.gmail_url) as http:
+        r = await http.post("/_local/gmail/inbound", json={
+            "mailbox": SENDER, "from": f"Grace Hopper <{REPLIER}>", "subject": f"Re: {first.subject}",
+            "text": "Thanks Riley, Thursday 10:00 works for me.", "in_reply_to": first.rfc822_message_id,
+        })
+        r.raise_for_status()
+    await _wait(lambda: store.get_enrollment(enrollments[REPLIER]).exit_reason == ExitReason.REPLIED, 60)
 
     others = {k: v for k, v in enrollments.items() if k != REPLIER}
     console.print("[bold]4.[/bold] The call tasks come due; completing them from the CLI (`nurture tasks complete TASK_ID`)")
@@ -94,7 +108,7 @@ async def run_demo(settings: Settings, console: Console) -> None:
         )
         if proc.returncode != 0:
             raise RuntimeError(f"`nurture tasks complete {task_id}` failed: {proc.stderr.strip()}")
-        console.print(f"   $ nurture tasks complete {task_id}   [dim]# {email}[/dim]")
+        console.print(f"   $ nurture tasks complete {task_id}   [dim]# {email}[/dim]", highlight=False)
 
     console.print("[bold]5.[/bold] The sequence goes on: two threaded follow-ups each")
     with Progress(TextColumn("   {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

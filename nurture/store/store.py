@@ -772,6 +772,14 @@ class Store:
             ))
             return candidate
 
+    def send_slot(self, message_key: str) -> dt.datetime | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(t.send_slots.c.slot_at).where(t.send_slots.c.message_key == message_key)).scalar()
+
+    def release_send_slot(self, message_key: str) -> None:
+        with self.tx() as c:
+            c.execute(t.send_slots.delete().where(t.send_slots.c.message_key == message_key))
+
     def release_unsent_slots(self, key_prefix: str) -> int:
         """Give back the slots of messages that will not be sent (their enrollment ended first).
         Slots of sent messages stay: they count against the inbox's rolling cap."""
