@@ -23,20 +23,26 @@ def enroll_sequence(
     json_out: bool = JsonOption,
 ) -> None:
     """Enroll one or many contacts. Exit status 2 if any was refused (the others still start)."""
+    from starters.send_forecast import forecast_sends
+
     results = run_async(with_sequences, lambda s: s.enroll_many(sequence_id, contacts=contacts, sender=sender, start_step=start_step))
     refused = [(c, r) for c, r in zip(contacts, results) if isinstance(r, Exception)]
+    started = [r for r in results if not isinstance(r, Exception)]
+    forecast = forecast_sends(store(), started[0].sender_id, len(started)) if started else None
     if json_out:
         print_json([
             {"contact": c, "enrollment": r} if not isinstance(r, Exception)
             else {"contact": c, "refused": getattr(r, "reason", type(r).__name__), "message": str(r)}
             for c, r in zip(contacts, results)
-        ])
+        ] + ([{"forecast": forecast}] if forecast and forecast.spills_over else []))
     else:
         for c, r in zip(contacts, results):
             if isinstance(r, Exception):
                 console.print(f"[red]refused[/red] {c}: {r}", highlight=False)
             else:
                 console.print(f"enrolled {c} as [bold]{r.enrollment_id}[/bold] (workflow {r.workflow_id})", highlight=False)
+        if forecast and forecast.spills_over:
+            console.print(f"[yellow]note:[/yellow] {forecast.message()}", highlight=False)
     if refused:
         raise typer.Exit(2)
 

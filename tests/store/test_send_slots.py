@@ -65,3 +65,18 @@ def test_concurrent_reservations_never_break_spacing(any_store: Store) -> None:
     ordered = sorted(slots)
     assert len(set(slots)) == 40
     assert all(b - a >= SPACING for a, b in zip(ordered, ordered[1:]))
+
+
+def test_forecast_says_when_the_last_send_goes(any_store: Store) -> None:
+    from starters.send_forecast import forecast_sends
+
+    uid = _inbox(any_store, cap=10)
+    for i in range(4):
+        any_store.reserve_send_slot(uid, f"m{i}", T0, daily_cap=10, min_spacing=SPACING)
+    small = forecast_sends(any_store, uid, 6, now=T0)
+    assert small is not None and not small.spills_over and small.queued == 10
+    big = forecast_sends(any_store, uid, 26, now=T0)
+    assert big is not None and big.spills_over
+    # 30 sends at 10 per rolling day: the last goes on the third day.
+    assert dt.timedelta(days=2) < big.last_send_at - T0 < dt.timedelta(days=3)
+    assert "at most 10 emails per 24 hours" in big.message()
