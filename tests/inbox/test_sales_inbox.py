@@ -13,6 +13,8 @@ import subprocess
 import sys
 import urllib.request
 
+from pydantic import SecretStr
+
 from nurture.contracts.sequence import EnrollmentState
 from nurture.local.gmail_api import refresh_token_for
 from tests.inbox.conftest import SENDER, InboxWorld, eventually
@@ -131,7 +133,7 @@ async def test_watcher_resyncs_after_a_too_old_history_id(inbox_world: InboxWorl
 
 async def test_revoked_grant_pauses_and_reconnecting_resumes(inbox_world: InboxWorld) -> None:
     w = inbox_world
-    w.settings.encryption_key = "test-encryption-key"  # type: ignore[assignment]
+    w.settings.encryption_key = SecretStr("test-encryption-key")
     grant = {"refresh_token": refresh_token_for(SENDER)}
     await w.inboxes.connect_grant(SENDER, grant, min_spacing=0)
     stored = w.store.inbox_credentials(w.sender.id)
