@@ -5,6 +5,7 @@ receive every step; the call tasks are completed from the CLI. Runs against the 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from nurture.contracts.sequence import ExitReason
 from nurture.definitions import definition_body, load_definition_text
 from nurture.settings import Settings
 from nurture.store import Store
-from nurture.store.models import EnrollmentStatus, TaskStatus
+from nurture.store.models import EnrollmentStatus
 from starters.connect import connect_temporal
 from starters.inboxes import Inboxes
 from starters.sequences import Sequences
@@ -129,8 +130,9 @@ async def run_demo(settings: Settings, console: Console) -> None:
         row = store.get_enrollment(eid)
         sent = [m for m in store.list_messages(enrollment_id=eid) if m.status == "sent"]
         tasks = store.list_tasks(enrollment_id=eid)
-        done_tasks = sum(t.status is TaskStatus.COMPLETED for t in tasks)
-        table.add_row(email, eid, row.status.value, row.exit_reason or "", str(len(sent)), f"{done_tasks}/{len(tasks)} completed")
+        by_status = Counter(t.status.value for t in tasks)
+        table.add_row(email, eid, row.status.value, row.exit_reason or "", str(len(sent)),
+                      ", ".join(f"{n} {status}" for status, n in sorted(by_status.items())) or "none")
     console.print(table)
     unfinished = [e for e in enrollments.values() if store.get_enrollment(e).status is not EnrollmentStatus.FINISHED
                   and store.get_enrollment(e).exit_reason != ExitReason.REPLIED]
