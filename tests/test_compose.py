@@ -45,6 +45,7 @@ REQUIRED_VARS = {
     "NURTURE_DB_PASSWORD": "nurture-test",
     "NURTURE_ENCRYPTION_KEY": "key-test",
     "NURTURE_API_TOKENS": "token-test",
+    "NURTURE_SECRET_KEY": "secret-test",
 }
 
 SEARCH_ATTRIBUTES = {
