@@ -142,7 +142,7 @@ async def run_demo(settings: Settings, console: Console) -> None:
 
     ns = settings.temporal_namespace
     console.print(
-        "\n[bold]Where to look[/bold]\n"
+        "\n[bold]Where to look[/bold]  (run the commands as `./run nurture ...`, or after `. .venv/bin/activate`)\n"
         f"  Temporal UI     {settings.temporal_ui_url}/namespaces/{ns}/workflows  (one workflow per enrollment)\n"
         f"  The mail        nurture outbox            (add --full for headers and bodies)\n"
         f"  One enrollment  nurture status {next(iter(others.values()))}\n"
