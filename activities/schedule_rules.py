@@ -36,12 +36,16 @@ def resolve_rules(settings: SequenceSettings, sender: User, contact: Record, acc
         tz = settings.timezone
     country = settings.holiday_country or (sender.country or account.country or "").upper() or None
     window = SendWindow(settings.send_window.start, settings.send_window.end) if settings.send_window else None
+    holiday_country = country if settings.eligible_days == EligibleDays.BUSINESS_DAYS else None
     return ScheduleRules(
         timezone=tz,
         eligible_days=EligibleDays(settings.eligible_days),
         window=window,
-        holiday_country=country if settings.eligible_days == EligibleDays.BUSINESS_DAYS else None,
-        holiday_subdivision=settings.holiday_subdivision,
+        holiday_country=holiday_country,
+        # Only with a holiday calendar: ScheduleRules rejects a subdivision without a country,
+        # so "weekdays" + holiday_subdivision used to fail every schedule computation (and
+        # with it every step, retried for days).
+        holiday_subdivision=settings.holiday_subdivision if holiday_country else None,
     )
 
 

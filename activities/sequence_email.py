@@ -167,9 +167,12 @@ class SequenceEmailActivities:
         if inp.thread_with_index is not None:
             first = store.get_message(message_key(inp.enrollment_id, inp.thread_with_index))
             if first and first.status == "sent":
-                thread_id, in_reply_to = first.thread_id, first.rfc822_message_id
+                thread_id = first.thread_id
                 references = [m.rfc822_message_id for m in sorted(sent_before, key=lambda m: m.created_at)
                               if m.thread_id == thread_id and m.rfc822_message_id]
+                # A reply answers the thread's latest message (RFC 5322 3.6.4), not always the
+                # first: with three or more emails in a thread, In-Reply-To used to name the first.
+                in_reply_to = references[-1] if references else first.rfc822_message_id
 
         message_id = rfc822_message_id(inp.enrollment_id, inp.step_index, inbox.email)
         mime = build_mime(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 
 from activities.deps import ActivityDeps
@@ -34,14 +35,17 @@ class SequenceEnrollmentActivities:
     def begin_enrollment(self, inp: BeginEnrollmentInput) -> StepResult:
         """Record the enrollment in the index (idempotent) and plan the first step."""
         store = self.deps.store
-        store.upsert_enrollment(
-            Enrollment(
-                id=inp.enrollment_id, kind="sequence", definition_id=inp.definition_id,
-                definition_version=inp.definition_version, record_id=inp.contact_id, company_id=inp.company_id,
-                sender_id=inp.sender_id, workflow_id=inp.workflow_id, status=EnrollmentStatus.ACTIVE,
-                current_step=inp.start_step + 1, enrolled_at=inp.enrolled_at, updated_at=inp.enrolled_at,
+        try:
+            store.upsert_enrollment(
+                Enrollment(
+                    id=inp.enrollment_id, kind="sequence", definition_id=inp.definition_id,
+                    definition_version=inp.definition_version, record_id=inp.contact_id, company_id=inp.company_id,
+                    sender_id=inp.sender_id, workflow_id=inp.workflow_id, status=EnrollmentStatus.ACTIVE,
+                    current_step=inp.start_step + 1, enrolled_at=inp.enrolled_at, updated_at=inp.enrolled_at,
+                )
             )
-        )
+        except IntegrityError:
+            pass  # the starter inserted the same row at the same moment (check-then-insert race)
         rules = resolve_rules(inp.settings, store.get_user(inp.sender_id), store.get_record(inp.contact_id), self.deps.settings)
         due = due_after(inp.enrolled_at, inp.first_delay, rules, immediate_first=True)
         return StepResult(outcome=StepOutcome.DONE, next_due=due)
@@ -57,16 +61,24 @@ class SequenceEnrollmentActivities:
         """Keep the index in step with the workflow. On an exit: close open tasks, and flag the
         contact after a bounce or an opt-out so later enrollments are refused."""
         store = self.deps.store
-        fields: dict[str, object] = {"status": inp.status}
+        fields: dict[str, object] = {"status": inp.status, "status_detail": inp.status_detail}
         if inp.current_step is not None:
             fields["current_step"] = inp.current_step
         if inp.exit_reason is not None:
             fields["exit_reason"] = inp.exit_reason
+        elif not inp.ended:
+            # Back to active (or paused) after "needs review": the failure text kept in
+            # exit_reason no longer applies and must not linger on a running enrollment.
+            fields["exit_reason"] = None
         if inp.ended:
             fields["ended_at"] = dt.datetime.now(dt.timezone.utc)
         store.update_enrollment(inp.enrollment_id, **fields)
         if inp.ended:
-            store.cancel_open_tasks(inp.enrollment_id)
+            # An exit (reply, bounce, unenroll, ...) makes the rep's open tasks moot. A finished
+            # sequence does not: its open tasks are steps that did not wait for completion (a
+            # last "call" or "to-do" step would otherwise be canceled the moment it is created).
+            if inp.exit_reason != ExitReason.FINISHED:
+                store.cancel_open_tasks(inp.enrollment_id)
             if inp.contact_id and inp.exit_reason == ExitReason.BOUNCED:
                 store.upsert_record("contact", {BOUNCED_PROPERTY: True}, record_id=inp.contact_id)
             if inp.contact_id and inp.exit_reason == ExitReason.UNSUBSCRIBED:

@@ -12,15 +12,12 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from nurture.contracts.inbox import WATCHER_WORKFLOW_NAME, WatchInboxInput, watcher_workflow_id
-from nurture.contracts.sequence import EnrollmentSignal, SignalName
+from nurture.contracts.sequence import INBOX_DISCONNECTED, EnrollmentSignal, SignalName
 from nurture.crypto import encrypt
 from nurture.errors import NurtureError
 from nurture.settings import Settings
 from nurture.store import Store
 from nurture.store.models import Inbox, User
-
-INBOX_DISCONNECTED = "inbox disconnected"
-
 
 @dataclass
 class Inboxes:

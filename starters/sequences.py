@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -103,12 +104,18 @@ class Sequences:
         except WorkflowAlreadyStartedError:
             raise await self._already_enrolled(contact_rec) from None
         now = dt.datetime.now(dt.timezone.utc)
-        await asyncio.to_thread(self.store.upsert_enrollment, Enrollment(
-            id=enrollment_id, kind="sequence", definition_id=definition.id, definition_version=ver,
-            record_id=contact_rec.id, company_id=company.id if company else None, sender_id=sender_user.id,
-            workflow_id=workflow_id, status=EnrollmentStatus.ACTIVE, current_step=start_step,
-            enrolled_at=now, updated_at=now,
-        ))
+        try:
+            await asyncio.to_thread(self.store.upsert_enrollment, Enrollment(
+                id=enrollment_id, kind="sequence", definition_id=definition.id, definition_version=ver,
+                record_id=contact_rec.id, company_id=company.id if company else None, sender_id=sender_user.id,
+                workflow_id=workflow_id, status=EnrollmentStatus.ACTIVE, current_step=start_step,
+                enrolled_at=now, updated_at=now,
+            ))
+        except IntegrityError:
+            # The workflow's first activity inserted the same row at the same moment (the store's
+            # upsert checks, then inserts): the row is there, and the enrollment did start — it
+            # must not be reported to the caller as a failure.
+            pass
         return EnrollmentStarted(
             enrollment_id=enrollment_id, workflow_id=workflow_id, run_id=handle.first_execution_run_id or handle.result_run_id,
             definition_id=definition.id, definition_version=ver, contact_id=contact_rec.id,
@@ -215,12 +222,26 @@ class Sequences:
         return rec, user
 
     async def _already_enrolled(self, contact: Record) -> Refused:
-        current = await asyncio.to_thread(self.store.open_enrollments, record_id=contact.id, kind="sequence")
-        which = f" {current[0].definition_id!r} (enrollment {current[0].id})" if current else " another sequence"
+        # Ask the running workflow first: it is the lock, and it says which enrollment holds it
+        # in its search attributes. The index may not have the row yet (a concurrent enroll that
+        # won a moment ago writes it after its start returns) or may be stale; it is the fallback.
+        enrollment_id = definition_id = None
+        try:
+            desc = await self.client.get_workflow_handle(sequence_workflow_id(contact.id)).describe()
+            if desc.status == WorkflowExecutionStatus.RUNNING:
+                enrollment_id = desc.typed_search_attributes.get(search_attributes.ENROLLMENT_ID)
+                definition_id = desc.typed_search_attributes.get(search_attributes.DEFINITION_ID)
+        except RPCError:
+            pass
+        if enrollment_id is None:
+            current = await asyncio.to_thread(self.store.open_enrollments, record_id=contact.id, kind="sequence")
+            if current:
+                enrollment_id, definition_id = current[0].id, current[0].definition_id
+        which = f" {definition_id!r} (enrollment {enrollment_id})" if enrollment_id else " another sequence"
         return Refused(
             f"contact {contact.id} is already in sequence{which}; a contact can be in one sequence at a time",
             reason="already_enrolled",
-            details={"enrollment_id": current[0].id if current else None},
+            details={"enrollment_id": enrollment_id},
         )
 
     async def _open(self, enrollment_id: str) -> Enrollment:

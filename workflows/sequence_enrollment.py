@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         CompanyUnenrollInput,
         EnrollmentSignal,
         EnrollmentState,
+        INBOX_DISCONNECTED,
         ExitReason,
         RecordStatusInput,
         SequenceEnrollmentInput,
@@ -41,14 +42,21 @@ from workflows.sequence_steps.base import StepRun
 from workflows.sequence_steps.email import run_email_step
 from workflows.sequence_steps.task import run_task_step
 
+# workflow.patched() IDs: each marks a change that running histories would notice.
+PATCH_INBOX_DISCONNECT_PAUSES = "inbox-disconnect-pauses"
+
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
 class SequenceEnrollmentWorkflow:
-    def __init__(self) -> None:
-        self._input: SequenceEnrollmentInput | None = None
+    @workflow.init
+    def __init__(self, inp: SequenceEnrollmentInput) -> None:
+        # The input is known before any signal handler runs: a signal that arrives with the
+        # workflow's first task (e.g. "replied" or "pause" sent right after enroll) is applied
+        # before ``run`` starts, and without the input ``_mine`` used to drop it as "not mine".
+        self._input: SequenceEnrollmentInput | None = inp
         self._status = "active"
         self._step: int | None = None
         self._steps_completed = 0
@@ -89,7 +97,10 @@ class SequenceEnrollmentWorkflow:
         )
         due = begin.next_due or workflow.now()
         index = inp.start_step
-        enforce_rules = False  # the first step goes at once, like HubSpot's first email
+        # An immediate first step goes at once, like HubSpot's first email. A first step with a
+        # delay was planned under the rules, so a late timer must not break them (it used to be
+        # sent outside the window or on a weekend when its timer fired late).
+        enforce_rules = not steps[inp.start_step].delay.is_zero
 
         while index < len(steps) and self._exit is None:
             if not await self._wait_until(due, index):
@@ -127,7 +138,14 @@ class SequenceEnrollmentWorkflow:
         except ActivityError as err:
             cause = err.cause
             reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-            await self._needs_review(run.index, reason)
+            if (
+                isinstance(cause, ApplicationError)
+                and cause.type == "InboxDisconnected"
+                and workflow.patched(PATCH_INBOX_DISCONNECT_PAUSES)
+            ):
+                await self._paused_for_inbox(run.index, reason)
+            else:
+                await self._needs_review(run.index, reason)
             return None if self._exit is None else StepResult(outcome=StepOutcome.EXIT)
 
     async def _wait_until(self, due: dt.datetime, index: int) -> bool:
@@ -163,14 +181,32 @@ class SequenceEnrollmentWorkflow:
                 return self._exit is None
         return False
 
+    async def _paused_for_inbox(self, index: int, reason: str) -> None:
+        """The sender's inbox lost its grant. Unlike HubSpot, the enrollment is not dropped: it
+        pauses where it stopped and reconnecting the inbox resumes it (``resume`` signal)."""
+        self._failure = f"step {index + 1}: {reason}"
+        self._paused = True
+        self._set_status("paused")
+        self._describe(f"Paused: {INBOX_DISCONNECTED} ({reason}). Reconnect the inbox to resume step {index + 1}.", None)
+        await self._record_status("paused", status_detail=INBOX_DISCONNECTED)
+        await workflow.wait_condition(lambda: not self._paused or self._exit is not None)
+        self._retry_requested = False
+        if self._exit is None:
+            self._failure = None
+            self._set_status("active")
+            await self._record_status("active")
+
     async def _needs_review(self, index: int, reason: str) -> None:
         """A step failed for a reason retries cannot fix (missing token, rejected message). The
         enrollment waits for a person: ``resume`` runs the step again, ``unenroll`` ends it."""
         self._failure = f"step {index + 1}: {reason}"
+        # Forget earlier resumes *before* anything can yield: the query shows "needs review" from
+        # here on, and a resume that arrives while the index is being written is this review's
+        # answer (it used to be cleared after that write, leaving the enrollment stuck).
+        self._retry_requested = False
         self._set_status("needs_review")
         self._describe(f"Needs review: {self._failure}. Resume to retry the step, or unenroll.", None)
         await self._record_status("needs_review", exit_reason=self._failure[:200])
-        self._retry_requested = False
         await workflow.wait_condition(lambda: self._retry_requested or self._exit is not None)
         self._retry_requested = False
         self._paused = False
@@ -186,7 +222,12 @@ class SequenceEnrollmentWorkflow:
         status = "finished" if reason is ExitReason.FINISHED else "unenrolled"
         self._set_status(status, exit_reason=reason.value)
         self._describe(f"Ended: {reason.value}" + (f" ({self._exit_detail})" if self._exit_detail else ""), None)
-        await self._record_status(status, exit_reason=reason.value, ended=True)
+        index_reason = reason.value
+        if reason is ExitReason.MANUAL and self._exit_detail:
+            # The index keeps the rep's reason beside "manual" (the search attribute and the
+            # result stay the bare enum value); without this it was only in the live query.
+            index_reason = f"{reason.value}: {self._exit_detail}"[:200]
+        await self._record_status(status, exit_reason=index_reason, ended=True)
         if (
             reason in (ExitReason.REPLIED, ExitReason.MEETING_BOOKED)
             and inp.definition.settings.unenroll_company_on_reply
@@ -261,7 +302,15 @@ class SequenceEnrollmentWorkflow:
     @workflow.signal(name="task_completed")
     def task_completed(self, signal: TaskCompleted) -> None:
         if self._mine(signal):
-            self._completions.setdefault(signal.task_id, signal.completed_at)
+            # The next delay counts from the completion. ``completed_at`` comes from the store's
+            # clock (another host); never let it read earlier than the moment this workflow
+            # learns of it, or the next step's due time may already be in the workflow's past and
+            # the delay is skipped (seen under the time-skipping server, and with clock skew).
+            # Same rule as the activities' max(wall clock, workflow start-of-step time).
+            completed_at = signal.completed_at
+            if completed_at.tzinfo is None:  # a naive time from a caller: UTC (comparing would raise)
+                completed_at = completed_at.replace(tzinfo=dt.timezone.utc)
+            self._completions.setdefault(signal.task_id, max(completed_at, workflow.now()))
 
     # ------------------------------------------------------------------------------- query
     @workflow.query(name="status")
@@ -300,14 +349,16 @@ class SequenceEnrollmentWorkflow:
             pairs.append(SearchAttributePair(sa.EXIT_REASON, exit_reason))
         workflow.upsert_search_attributes(pairs)
 
-    async def _record_status(self, status: str, *, exit_reason: str | None = None, ended: bool = False) -> None:
+    async def _record_status(
+        self, status: str, *, exit_reason: str | None = None, ended: bool = False, status_detail: str | None = None,
+    ) -> None:
         inp = self._input
         assert inp is not None
         await workflow.execute_activity(
             ActivityName.RECORD_STATUS,
             RecordStatusInput(
                 enrollment_id=inp.enrollment_id, status=status, current_step=(self._step + 1) if self._step is not None else None,
-                exit_reason=exit_reason, ended=ended, contact_id=inp.contact_id,
+                exit_reason=exit_reason, ended=ended, contact_id=inp.contact_id, status_detail=status_detail,
             ),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,

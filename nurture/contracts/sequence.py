@@ -159,6 +159,7 @@ class RecordStatusInput(BaseModel):
     exit_reason: str | None = None
     ended: bool = False
     contact_id: str | None = None
+    status_detail: str | None = Field(default=None, description="Why it is paused, e.g. 'inbox disconnected'")
 
 
 class CompanyUnenrollInput(BaseModel):
@@ -182,4 +183,6 @@ class ActivityName(StrEnum):
 
 # Errors an activity raises as non-retryable ApplicationError types: retrying cannot help, the
 # enrollment moves to "needs review" and waits for a person (resume retries the step).
+INBOX_DISCONNECTED = "inbox disconnected"
+
 NON_RETRYABLE_ERRORS = ["MissingToken", "PermanentSendFailure", "NotFound", "InvalidInput", "InboxDisconnected"]

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from nurture.contracts.sequence import SequenceEnrollmentResult
 from nurture.definitions import definition_body, parse_definition
@@ -83,6 +84,7 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 30, what: st
 async def inbox_world(dev_env, store, settings, mail, gmail) -> AsyncIterator[InboxWorld]:  # type: ignore[no-untyped-def]
     settings.gmail_search_grace_seconds = 8
     settings.inbox_poll_seconds_setting = 0.5
+    settings.google_client_secret = SecretStr("local-client-secret")
     sender = store.upsert_user(SENDER, name="Riley Rep", timezone="UTC", country="US")
     contacts = [
         store.upsert_record("contact", {"email": f"{n.lower()}@globex.test", "firstname": n}).record
