@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -128,6 +129,14 @@ def classify_inbound(headers: dict[str, str]) -> str:
     return "reply"
 
 
+class SlotTaken(Exception):
+    """The inbox sent too recently (or too much today): try again at ``until``."""
+
+    def __init__(self, until: dt.datetime) -> None:
+        super().__init__(f"send slot taken until {until.isoformat()}")
+        self.until = until
+
+
 @dataclass
 class SendOutcome:
     provider_id: str
@@ -144,8 +153,10 @@ def send_once(
     thread_id: str | None,
     now: dt.datetime,
     grace: dt.timedelta,
+    claim: Callable[[], dt.datetime | None] | None = None,
 ) -> SendOutcome:
-    """Send ``mime`` at most once, whatever happened to earlier attempts."""
+    """Send ``mime`` at most once, whatever happened to earlier attempts. ``claim`` runs just
+    before the send and may answer that the inbox's slot is taken until a later time."""
     assert record.rfc822_message_id
     previous = store.get_message(record.id)
     found = gmail.find_by_message_id(record.rfc822_message_id)
@@ -162,6 +173,10 @@ def send_once(
                 type="SendUnconfirmed", next_retry_delay=dt.timedelta(seconds=min(wait, 30)),
             )
         log.info("no trace of %s after the grace period: sending again", record.rfc822_message_id)
+    if claim is not None:
+        later = claim()
+        if later is not None:
+            raise SlotTaken(later)
     store.save_message(record.model_copy(update={"status": "sending", "created_at": now}))
     body: dict[str, Any] = {"raw": encode_raw(mime)}
     if thread_id:

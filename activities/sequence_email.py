@@ -15,9 +15,10 @@ import logging
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.clock import activity_now
 from activities.deps import ActivityDeps
 from activities.gmail_client import build_mime
-from activities.gmail_send import GmailAccess, send_once
+from activities.gmail_send import GmailAccess, SlotTaken, send_once
 from activities.schedule_rules import due_after, resolve_rules
 from nurture import metrics
 from nurture.contracts.sequence import ActivityName, ExitReason, SendEmailInput, StepOutcome, StepResult
@@ -53,6 +54,12 @@ def token_context(contact: Record, company: Record | None, sender: User, unsubsc
     }
 
 
+def _waiting_for_slot(inbox: Inbox, until: dt.datetime) -> StepResult:
+    return StepResult(outcome=StepOutcome.DEFERRED, deferred_until=until,
+                      detail=f"waiting for a send slot of {inbox.email} (daily cap {inbox.daily_cap}, "
+                             f"{inbox.min_spacing_seconds} s apart)")
+
+
 def inbox_disconnected(message: str) -> ApplicationError:
     return ApplicationError(message, type="InboxDisconnected", non_retryable=True)
 
@@ -67,7 +74,7 @@ class SequenceEmailActivities:
         contact = store.get_record(inp.contact_id)
         sender = store.get_user(inp.sender_id)
         rules = resolve_rules(inp.settings, sender, contact, settings)
-        now = max(dt.datetime.now(dt.timezone.utc), inp.started_at)
+        now = activity_now(inp.started_at)
         key = message_key(inp.enrollment_id, inp.step_index)
         already = store.get_message(key)
 
@@ -114,9 +121,7 @@ class SequenceEmailActivities:
                 min_spacing=dt.timedelta(seconds=inbox.min_spacing_seconds), allowed=allowed,
             )
         if slot > now + SLOT_TOLERANCE:
-            return StepResult(outcome=StepOutcome.DEFERRED, deferred_until=slot,
-                              detail=f"waiting for a send slot of {inbox.email} (daily cap {inbox.daily_cap}, "
-                                     f"{inbox.min_spacing_seconds} s apart)")
+            return _waiting_for_slot(inbox, slot)
         return None
 
     def _inbox(self, user_id: str) -> Inbox:
@@ -185,8 +190,19 @@ class SequenceEmailActivities:
             sender_id=sender.id, to_address=contact.email or "", from_address=inbox.email, subject=subject.text,
             rfc822_message_id=message_id, thread_id=thread_id, status="sending", created_at=now,
         )
-        outcome = send_once(gmail, store, record, mime, thread_id=thread_id, now=now,
-                            grace=dt.timedelta(seconds=settings.gmail_search_grace_seconds))
+        def claim() -> dt.datetime | None:
+            # Right before the send: timers fire late, so the sends that really went are
+            # spaced and capped again here, not only the reservations.
+            return store.claim_send_slot(
+                inbox.user_id, key, max(dt.datetime.now(dt.timezone.utc), now), daily_cap=inbox.daily_cap,
+                min_spacing=dt.timedelta(seconds=inbox.min_spacing_seconds),
+            )
+
+        try:
+            outcome = send_once(gmail, store, record, mime, thread_id=thread_id, now=now, claim=claim,
+                                grace=dt.timedelta(seconds=settings.gmail_search_grace_seconds))
+        except SlotTaken as busy:
+            return _waiting_for_slot(inbox, busy.until)
         if outcome.deduplicated:
             metrics.EMAIL_SENDS_SKIPPED.inc()
         else:

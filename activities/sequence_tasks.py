@@ -7,6 +7,7 @@ import datetime as dt
 
 from temporalio import activity
 
+from activities.clock import activity_now
 from activities.deps import ActivityDeps
 from activities.schedule_rules import due_after, resolve_rules
 from activities.sequence_email import token_context
@@ -30,7 +31,7 @@ class SequenceTaskActivities:
         contact = store.get_record(inp.contact_id)
         sender = store.get_user(inp.sender_id)
         rules = resolve_rules(inp.settings, sender, contact, self.deps.settings)
-        now = max(dt.datetime.now(dt.timezone.utc), inp.started_at)
+        now = activity_now(inp.started_at)
         tid = task_id_for(inp.enrollment_id, inp.step_index)
         if not store.task_exists(tid):
             if inp.enforce_rules and not is_allowed(now, rules):

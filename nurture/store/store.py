@@ -772,6 +772,34 @@ class Store:
             ))
             return candidate
 
+    def claim_send_slot(
+        self, inbox_user_id: str, message_key: str, now: dt.datetime, *, daily_cap: int, min_spacing: dt.timedelta,
+    ) -> dt.datetime | None:
+        """Just before a send: claim its reserved slot for ``now`` if the inbox's sends that
+        really went keep the spacing and the rolling cap; else return when to try again. Timers
+        fire late, so reservations alone do not space the sends themselves."""
+        day = dt.timedelta(hours=24)
+        with self.tx() as c:
+            c.execute(
+                t.inboxes.update().where(t.inboxes.c.user_id == inbox_user_id).values(updated_at=t.inboxes.c.updated_at)
+            )
+            claimed = sorted(r[0] for r in c.execute(
+                sa.select(t.send_slots.c.claimed_at).where(
+                    t.send_slots.c.inbox_user_id == inbox_user_id,
+                    t.send_slots.c.message_key != message_key,
+                    t.send_slots.c.claimed_at.is_not(None),
+                    t.send_slots.c.claimed_at > now - day,
+                )
+            ))
+            if claimed and now < claimed[-1] + min_spacing:
+                return claimed[-1] + min_spacing
+            if len(claimed) >= daily_cap:
+                return claimed[len(claimed) - daily_cap] + day + dt.timedelta(microseconds=1)
+            c.execute(t.send_slots.update().where(t.send_slots.c.message_key == message_key).values(
+                claimed_at=now,
+            ))
+            return None
+
     def send_slot(self, message_key: str) -> dt.datetime | None:
         with self.engine.connect() as c:
             return c.execute(sa.select(t.send_slots.c.slot_at).where(t.send_slots.c.message_key == message_key)).scalar()

@@ -226,6 +226,9 @@ send_slots = sa.Table(
     sa.Column("message_key", sa.String(80), primary_key=True),
     sa.Column("inbox_user_id", sa.String(40), sa.ForeignKey("inboxes.user_id", ondelete="CASCADE"), nullable=False),
     sa.Column("slot_at", UTCDateTime, nullable=False),
+    # When the send really went: a timer may fire late, so the spacing of actual sends is
+    # checked again against these just before each send.
+    sa.Column("claimed_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_send_slots_inbox_slot", "inbox_user_id", "slot_at"),
 )

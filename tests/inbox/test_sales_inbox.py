@@ -190,7 +190,7 @@ async def test_cap_and_spacing_hold_across_two_workers(inbox_world: InboxWorld, 
         assert second.wait(timeout=30) == 0, second.stderr.read().decode() if second.stderr else ""
     sent = sorted(m.sent_at for c in w.contacts for m in w.sent_to(c))
     assert len(sent) == 3, "the daily cap is 3"
-    assert all(b - a >= dt.timedelta(seconds=1.9) for a, b in zip(sent, sent[1:])), sent
+    assert all(b - a >= dt.timedelta(seconds=1.9) for a, b in zip(sent, sent[1:])), [str(x.time()) for x in sent]
     waiting = []
     for s in starts:
         state = await w.client.get_workflow_handle(s.workflow_id).query("status", result_type=EnrollmentState)

@@ -80,3 +80,16 @@ def test_forecast_says_when_the_last_send_goes(any_store: Store) -> None:
     # 30 sends at 10 per rolling day: the last goes on the third day.
     assert dt.timedelta(days=2) < big.last_send_at - T0 < dt.timedelta(days=3)
     assert "at most 10 emails per 24 hours" in big.message()
+
+
+def test_claims_space_the_sends_that_really_went(any_store: Store) -> None:
+    uid = _inbox(any_store, cap=3)
+    a = any_store.reserve_send_slot(uid, "m1", T0, daily_cap=3, min_spacing=SPACING)
+    b = any_store.reserve_send_slot(uid, "m2", T0, daily_cap=3, min_spacing=SPACING)
+    # m1's timer fired 10 s late; m2's on time would be only 20 s after it.
+    assert any_store.claim_send_slot(uid, "m1", a + dt.timedelta(seconds=10), daily_cap=3, min_spacing=SPACING) is None
+    later = any_store.claim_send_slot(uid, "m2", b, daily_cap=3, min_spacing=SPACING)
+    assert later == a + dt.timedelta(seconds=10) + SPACING
+    assert any_store.claim_send_slot(uid, "m2", later, daily_cap=3, min_spacing=SPACING) is None
+    # Claiming again (a retried send) is allowed: a message is never spaced from itself.
+    assert any_store.claim_send_slot(uid, "m2", later + dt.timedelta(seconds=40), daily_cap=3, min_spacing=SPACING) is None
