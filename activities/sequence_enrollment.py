@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 
 from activities.deps import ActivityDeps
@@ -35,17 +34,14 @@ class SequenceEnrollmentActivities:
     def begin_enrollment(self, inp: BeginEnrollmentInput) -> StepResult:
         """Record the enrollment in the index (idempotent) and plan the first step."""
         store = self.deps.store
-        try:
-            store.upsert_enrollment(
-                Enrollment(
-                    id=inp.enrollment_id, kind="sequence", definition_id=inp.definition_id,
-                    definition_version=inp.definition_version, record_id=inp.contact_id, company_id=inp.company_id,
-                    sender_id=inp.sender_id, workflow_id=inp.workflow_id, status=EnrollmentStatus.ACTIVE,
-                    current_step=inp.start_step + 1, enrolled_at=inp.enrolled_at, updated_at=inp.enrolled_at,
-                )
+        store.upsert_enrollment(
+            Enrollment(
+                id=inp.enrollment_id, kind="sequence", definition_id=inp.definition_id,
+                definition_version=inp.definition_version, record_id=inp.contact_id, company_id=inp.company_id,
+                sender_id=inp.sender_id, workflow_id=inp.workflow_id, status=EnrollmentStatus.ACTIVE,
+                current_step=inp.start_step + 1, enrolled_at=inp.enrolled_at, updated_at=inp.enrolled_at,
             )
-        except IntegrityError:
-            pass  # the starter inserted the same row at the same moment (check-then-insert race)
+        )
         rules = resolve_rules(inp.settings, store.get_user(inp.sender_id), store.get_record(inp.contact_id), self.deps.settings)
         due = due_after(inp.enrolled_at, inp.first_delay, rules, immediate_first=True)
         return StepResult(outcome=StepOutcome.DONE, next_due=due)

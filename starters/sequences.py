@@ -12,7 +12,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -104,18 +103,12 @@ class Sequences:
         except WorkflowAlreadyStartedError:
             raise await self._already_enrolled(contact_rec) from None
         now = dt.datetime.now(dt.timezone.utc)
-        try:
-            await asyncio.to_thread(self.store.upsert_enrollment, Enrollment(
-                id=enrollment_id, kind="sequence", definition_id=definition.id, definition_version=ver,
-                record_id=contact_rec.id, company_id=company.id if company else None, sender_id=sender_user.id,
-                workflow_id=workflow_id, status=EnrollmentStatus.ACTIVE, current_step=start_step,
-                enrolled_at=now, updated_at=now,
-            ))
-        except IntegrityError:
-            # The workflow's first activity inserted the same row at the same moment (the store's
-            # upsert checks, then inserts): the row is there, and the enrollment did start — it
-            # must not be reported to the caller as a failure.
-            pass
+        await asyncio.to_thread(self.store.upsert_enrollment, Enrollment(
+            id=enrollment_id, kind="sequence", definition_id=definition.id, definition_version=ver,
+            record_id=contact_rec.id, company_id=company.id if company else None, sender_id=sender_user.id,
+            workflow_id=workflow_id, status=EnrollmentStatus.ACTIVE, current_step=start_step,
+            enrolled_at=now, updated_at=now,
+        ))
         return EnrollmentStarted(
             enrollment_id=enrollment_id, workflow_id=workflow_id, run_id=handle.first_execution_run_id or handle.result_run_id,
             definition_id=definition.id, definition_version=ver, contact_id=contact_rec.id,

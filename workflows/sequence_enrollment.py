@@ -206,7 +206,7 @@ class SequenceEnrollmentWorkflow:
         self._retry_requested = False
         self._set_status("needs_review")
         self._describe(f"Needs review: {self._failure}. Resume to retry the step, or unenroll.", None)
-        await self._record_status("needs_review", exit_reason=self._failure[:200])
+        await self._record_status("needs_review", status_detail=self._failure[:500])
         await workflow.wait_condition(lambda: self._retry_requested or self._exit is not None)
         self._retry_requested = False
         self._paused = False
@@ -286,7 +286,10 @@ class SequenceEnrollmentWorkflow:
     @workflow.signal(name="unenroll")
     def unenroll(self, request: UnenrollRequest) -> None:
         if self._mine(request):
-            self._request_exit(request.reason, request.detail)
+            # Contact events have their own signals; "unenroll" may only say by hand or because of
+            # the company, so no client can end an enrollment as "finished" or "bounced" with it.
+            reason = request.reason if request.reason in (ExitReason.MANUAL, ExitReason.COMPANY_REPLIED) else ExitReason.MANUAL
+            self._request_exit(reason, request.detail)
 
     @workflow.signal(name="pause")
     def pause(self, signal: EnrollmentSignal) -> None:

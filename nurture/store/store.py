@@ -86,6 +86,20 @@ def slot_for(
     raise RuntimeError("no send slot found; the inbox's reservations are inconsistent")
 
 
+def insert_or_ignore(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
+    """Insert a row unless its primary key exists — atomically, so two writers racing on the
+    same key (a starter and an activity, two retries) never fail. Returns True if inserted."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:  # pragma: no cover - Nurture supports SQLite and PostgreSQL
+        raise NotImplementedError(conn.dialect.name)
+    keys = [col.name for col in table.primary_key.columns]
+    result = conn.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))
+    return bool(result.rowcount)
+
+
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -516,9 +530,7 @@ class Store:
         """Insert the index row, or leave an existing one as it is (the workflow and the starter
         both record the start; whichever comes second changes nothing)."""
         with self.tx() as c:
-            exists = c.execute(sa.select(t.enrollments.c.id).where(t.enrollments.c.id == enrollment.id)).first()
-            if not exists:
-                c.execute(t.enrollments.insert().values(**enrollment.model_dump(mode="python")))
+            insert_or_ignore(c, t.enrollments, enrollment.model_dump(mode="python"))
 
     def update_enrollment(self, enrollment_id: str, **fields: Any) -> Enrollment:
         allowed = {"status", "exit_reason", "current_step", "ended_at", "status_detail"}
@@ -576,11 +588,9 @@ class Store:
     def create_task(self, task: Task) -> Task:
         """Create a task once: a second call with the same ID returns the stored task."""
         with self.tx() as c:
-            row = c.execute(sa.select(t.tasks).where(t.tasks.c.id == task.id)).mappings().first()
-            if row:
-                return Task.model_validate(dict(row))
-            c.execute(t.tasks.insert().values(**task.model_dump(mode="python")))
-        return task
+            if insert_or_ignore(c, t.tasks, task.model_dump(mode="python")):
+                return task
+        return self.get_task(task.id)
 
     def task_exists(self, task_id: str) -> bool:
         with self.engine.connect() as c:
@@ -671,10 +681,7 @@ class Store:
     def record_event(self, event: EmailEvent) -> bool:
         """Log an email event once (keyed by its ID). Returns False if it was already logged."""
         with self.tx() as c:
-            if c.execute(sa.select(t.email_events.c.id).where(t.email_events.c.id == event.id)).first():
-                return False
-            c.execute(t.email_events.insert().values(**event.model_dump(mode="python")))
-        return True
+            return insert_or_ignore(c, t.email_events, event.model_dump(mode="python"))
 
     def event_exists(self, event_id: str) -> bool:
         with self.engine.connect() as c:
@@ -853,10 +860,7 @@ class Store:
 
     def save_idempotent_response(self, key: str, route: str, request_hash: str, status_code: int, response: Any) -> None:
         with self.tx() as c:
-            if not c.execute(sa.select(t.api_idempotency.c.key).where(t.api_idempotency.c.key == key)).first():
-                c.execute(
-                    t.api_idempotency.insert().values(
-                        key=key, route=route, request_hash=request_hash, status_code=status_code,
-                        response=response, created_at=utcnow(),
-                    )
-                )
+            insert_or_ignore(c, t.api_idempotency, {
+                "key": key, "route": route, "request_hash": request_hash, "status_code": status_code,
+                "response": response, "created_at": utcnow(),
+            })

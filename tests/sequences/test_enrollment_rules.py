@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 from temporalio.service import RPCError
 
 from nurture.errors import InvalidInput, NotFound, Refused
@@ -85,24 +84,6 @@ async def test_bulk_enrollment_reports_each_contact(world):
     assert isinstance(results[3], NotFound)
     dup = [r for r in (results[0], results[2]) if isinstance(r, Refused)]
     assert len(dup) == 1 and dup[0].reason == "already_enrolled"
-
-
-async def test_an_index_write_race_does_not_fail_the_enrollment(world, monkeypatch):
-    """The starter and the workflow's first activity both insert the index row; the store checks
-    then inserts, so the loser of that race sees a unique-key error. The enrollment started
-    anyway and must be reported as started."""
-    world.apply(SEQ.format(id="alpha"))
-    real = world.store.upsert_enrollment
-
-    def racing(enrollment):  # type: ignore[no-untyped-def]
-        real(enrollment)
-        raise IntegrityError("INSERT INTO enrollments", {}, Exception("UNIQUE constraint failed: enrollments.id"))
-
-    monkeypatch.setattr(world.store, "upsert_enrollment", racing)
-    started = await world.enroll("alpha", world.contacts[2])
-    result = await world.result(started)
-    assert result.exit_reason == "finished"
-    assert world.store.get_enrollment(started.enrollment_id).status is EnrollmentStatus.FINISHED
 
 
 async def _not_started(world, contact) -> None:

@@ -36,7 +36,7 @@ async def test_a_missing_token_waits_for_review_and_resume_retries_after_the_fix
     assert state.current_step == 1 and state.exit_reason is None
     await world.eventually(lambda: world.store.get_enrollment(started.enrollment_id).status is EnrollmentStatus.NEEDS_REVIEW)
     row = world.store.get_enrollment(started.enrollment_id)
-    assert "contact.lastname" in (row.exit_reason or "")
+    assert "contact.lastname" in (row.status_detail or "") and row.exit_reason is None
     assert row.ended_at is None
     assert world.sent_to(ada) == []
 
@@ -56,7 +56,7 @@ async def test_a_missing_token_waits_for_review_and_resume_retries_after_the_fix
     state = await world.wait_until_timer(started, step=2)
     assert state.failure is None and state.status == "active"
     row = world.store.get_enrollment(started.enrollment_id)
-    assert row.status is EnrollmentStatus.ACTIVE and row.exit_reason is None  # no stale failure text
+    assert row.status is EnrollmentStatus.ACTIVE and row.status_detail is None  # no stale failure text
     [first] = world.sent_to(ada)
     assert "Dear Lovelace, about Globex" in (first.text or "")
 

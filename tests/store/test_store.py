@@ -102,6 +102,22 @@ def test_enrollment_index(any_store: Store) -> None:
     assert any_store.open_enrollments(record_id="ct_1") == []
 
 
+def test_concurrent_index_writers_never_fail(any_store: Store) -> None:
+    """The starter and the workflow's first activity both record a start, at the same moment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = [
+        Enrollment(
+            id=f"enr_race{i}", kind="sequence", definition_id="seq-a", definition_version=1, record_id="ct_1",
+            workflow_id="w", status=EnrollmentStatus.ACTIVE, enrolled_at=NOW, updated_at=NOW,
+        )
+        for i in range(10)
+    ]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(any_store.upsert_enrollment, [r for r in rows for _ in range(4)]))
+    assert len(any_store.list_enrollments(record_id="ct_1")) == 10
+
+
 def test_tasks_and_messages_are_created_once(any_store: Store) -> None:
     task = Task(id="task_enr_1_2", type="call", title="Call", status=TaskStatus.OPEN, created_at=NOW, enrollment_id="enr_1")
     any_store.create_task(task)
