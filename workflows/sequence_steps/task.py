@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from nurture.contracts.sequence import ActivityName, CreateTaskInput, PlanNextInput, StepOutcome, StepResult
     from nurture.definitions.sequence import TaskStep
 
-from workflows.sequence_steps.base import STEP_RETRY, STEP_SCHEDULE_TO_CLOSE, STEP_START_TO_CLOSE, StepRun
+from workflows.sequence_steps.base import STEP_RETRY, StepRun
 
 
 async def run_task_step(run: StepRun, completions: dict[str, object], describe_wait: object) -> StepResult:
@@ -23,27 +23,10 @@ async def run_task_step(run: StepRun, completions: dict[str, object], describe_w
     step = definition.steps[run.index]
     assert isinstance(step, TaskStep)
     waits = step.wait_for_completion if step.wait_for_completion is not None else definition.settings.wait_for_task_completion
-    created = await workflow.execute_activity(
+    created = await run.run_activity(
         ActivityName.CREATE_TASK,
-        CreateTaskInput(
-            enrollment_id=run.enrollment.enrollment_id,
-            definition_id=definition.id,
-            contact_id=run.enrollment.contact_id,
-            sender_id=run.enrollment.sender_id,
-            step_index=run.index,
-            settings=definition.settings,
-            scheduled_for=run.scheduled_for,
-            started_at=workflow.now(),
-            enforce_rules=run.enforce_rules,
-            next_delay=run.next_delay,
-            step=step,
-            waits_for_completion=waits,
-        ),
-        result_type=StepResult,
-        start_to_close_timeout=STEP_START_TO_CLOSE,
-        schedule_to_close_timeout=STEP_SCHEDULE_TO_CLOSE,
-        retry_policy=STEP_RETRY,
-        summary=f"{run.label}: create task",
+        CreateTaskInput(**run.input_fields(), step=step, waits_for_completion=waits),
+        "create task",
     )
     if created.outcome is not StepOutcome.DONE or not waits:
         return created
