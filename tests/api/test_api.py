@@ -100,3 +100,52 @@ async def test_sequence_enrollment_over_http(api: httpx.AsyncClient, store, sett
         assert (await api.get("/tasks", params={"enrollment_id": eid, "status": "canceled"})).json()[0]["id"] == tasks[0]["id"]
         again = await api.post(f"/enrollments/{eid}/pause")
         assert again.status_code == 409 and "already ended" in again.json()["error"]["message"]
+
+
+async def test_unsubscribe_link_opts_out_and_unenrolls(api: httpx.AsyncClient, store, settings, time_env) -> None:  # type: ignore[no-untyped-def]
+    seq = dict(SEQ, id="unsub-seq", settings={"eligible_days": "every_day", "unsubscribe_link": True})
+    await api.post("/definitions", json=seq)
+    rep = (await api.put("/users", json={"email": "rep@acme.test", "name": "Rep"})).json()
+    store.upsert_inbox(rep["id"], email=rep["email"], provider="local", min_spacing_seconds=0)
+    await api.put("/records/contact", json={"properties": {"email": "ada@x.test", "firstname": "Ada"}})
+    async with nurture_worker(time_env.client, store, settings):
+        r = await api.post("/sequences/unsub-seq/enrollments", json={"contact": "ada@x.test", "sender": "rep@acme.test"})
+        eid = r.json()["enrollment_id"]
+        for _ in range(100):
+            sent = store.get_message(f"msg_{eid}_0")
+            if sent and sent.status == "sent":
+                break
+            await asyncio.sleep(0.05)
+        link = next(line for line in _email_text(settings, eid).splitlines() if "/u/" in line).split("Unsubscribe: ")[1]
+        path = link.split(settings.unsubscribe_base_url)[1]
+        assert (await api.get(path, headers={"Authorization": ""})).status_code == 200
+        forged = path[:-3] + ("aaa" if not path.endswith("aaa") else "bbb")
+        assert (await api.post(forged, headers={"Authorization": ""})).status_code == 422
+        assert (await api.post(path, headers={"Authorization": ""})).status_code == 200
+        for _ in range(100):
+            row = store.get_enrollment(eid)
+            if row.status.value != "active":
+                break
+            await asyncio.sleep(0.05)
+    assert row.status.value == "unenrolled" and row.exit_reason == "unsubscribed"
+    contact = store.find_record("contact", "ada@x.test")
+    assert contact.properties.get("sales_email_opt_out") is True
+    again = await api.post("/sequences/unsub-seq/enrollments", json={"contact": "ada@x.test", "sender": "rep@acme.test"})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "unsubscribed"
+
+
+def _email_text(settings, enrollment_id: str) -> str:  # type: ignore[no-untyped-def]
+    """The body of the enrollment's first email, as the local Gmail endpoint captured it."""
+    import base64
+    import email
+
+    import httpx as _httpx
+
+    from nurture.local.gmail_api import access_token_for
+
+    headers = {"Authorization": f"Bearer {access_token_for('rep@acme.test')}"}
+    base = settings.gmail_url
+    found = _httpx.get(f"{base}/gmail/v1/users/me/messages", params={"q": f"rfc822msgid:nurture.{enrollment_id}.0@acme.test"}, headers=headers).json()
+    raw = _httpx.get(f"{base}/gmail/v1/users/me/messages/{found['messages'][0]['id']}", params={"format": "raw"}, headers=headers).json()["raw"]
+    msg = email.message_from_bytes(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    return msg.get_payload(decode=True).decode()

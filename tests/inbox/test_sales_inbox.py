@@ -205,3 +205,24 @@ def _get(url: str) -> str | None:
             return r.read().decode()
     except OSError:
         return None
+
+
+async def test_a_rejected_message_waits_for_review_and_429_is_retried(inbox_world: InboxWorld) -> None:
+    w = inbox_world
+    w.store.upsert_inbox(w.sender.id, email=SENDER, provider="local", min_spacing_seconds=0)
+    w.apply(ONE_EMAIL)
+    ada, grace = w.contacts[:2]
+    # Gmail rejects the message for good: the step fails with the reason, nothing is dropped.
+    await w.admin("/_local/faults", {"service": "gmail", "operation": "send", "kind": "400", "count": 1})
+    rejected = await w.sequences.enroll("one-email", contact=ada.email, sender=SENDER)
+    row = await eventually(lambda: (e := w.enrollment(rejected.enrollment_id)).status.value == "needs_review" and e,
+                           what="needs review")
+    assert "Gmail rejected the send (400)" in (row.status_detail or "") and w.sent_to(ada) == []
+    await w.sequences.resume(rejected.enrollment_id)  # a person looked at it: retry the step
+    await eventually(lambda: w.sent_to(ada), what="the resumed send")
+
+    # Rate limited: retried after Retry-After, then sent once.
+    await w.admin("/_local/faults", {"service": "gmail", "operation": "send", "kind": "429", "count": 1, "retry_after": 1})
+    limited = await w.sequences.enroll("one-email", contact=grace.email, sender=SENDER)
+    await eventually(lambda: w.sent_to(grace), what="the send after the 429")
+    assert len(w.sent_to(grace)) == 1 and w.enrollment(limited.enrollment_id).status.value == "active"
