@@ -28,12 +28,12 @@ class InboxDisconnected(NurtureError):
 
 def credentials_for(inbox: Inbox, settings: Settings, stored_grant: dict[str, Any] | None) -> Credentials:
     if inbox.state != "connected":
-        raise InboxDisconnected(f"the inbox {inbox.email} is disconnected; reconnect it with `nurture inbox connect`")
+        raise InboxDisconnected(f"the inbox of user {inbox.user_id} is disconnected; reconnect it with `nurture inbox connect`")
     if inbox.provider == "local":
         # The local Gmail endpoint knows a mailbox by its address; no OAuth is involved.
         return Credentials(token=f"local:{inbox.email}")
     if not stored_grant or not stored_grant.get("refresh_token"):
-        raise InboxDisconnected(f"the inbox {inbox.email} has no stored grant; reconnect it with `nurture inbox connect`")
+        raise InboxDisconnected(f"the inbox of user {inbox.user_id} has no stored grant; reconnect it with `nurture inbox connect`")
     return Credentials(
         token=stored_grant.get("token"),
         refresh_token=stored_grant["refresh_token"],

@@ -74,7 +74,7 @@ class GmailAccess:
 
     def _disconnected(self, why: str) -> ApplicationError:
         self.store.set_inbox_state(self.inbox.user_id, "disconnected", error=why)
-        return ApplicationError(f"inbox {self.inbox.email} disconnected: {why}", type="InboxDisconnected", non_retryable=True)
+        return ApplicationError(f"inbox of user {self.inbox.user_id} disconnected: {why}", type="InboxDisconnected", non_retryable=True)
 
     def find_by_message_id(self, message_id: str) -> dict[str, Any] | None:
         bare = message_id.strip("<>")

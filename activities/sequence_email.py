@@ -56,7 +56,7 @@ def token_context(contact: Record, company: Record | None, sender: User, unsubsc
 
 def _waiting_for_slot(inbox: Inbox, until: dt.datetime) -> StepResult:
     return StepResult(outcome=StepOutcome.DEFERRED, deferred_until=until,
-                      detail=f"waiting for a send slot of {inbox.email} (daily cap {inbox.daily_cap}, "
+                      detail=f"waiting for a send slot of the sender's inbox (daily cap {inbox.daily_cap}, "
                              f"{inbox.min_spacing_seconds} s apart)")
 
 
@@ -129,7 +129,7 @@ class SequenceEmailActivities:
         if inbox is None:
             raise inbox_disconnected("the sender has no connected inbox; connect one with `nurture inbox connect`")
         if inbox.state != "connected":
-            raise inbox_disconnected(f"inbox {inbox.email} is disconnected ({inbox.last_error or 'reconnect it'})")
+            raise inbox_disconnected(f"the inbox of user {inbox.user_id} is disconnected ({inbox.last_error or 'reconnect it'})")
         return inbox
 
     def _send(self, inp: SendEmailInput, contact: Record, sender: User, key: str, now: dt.datetime) -> StepResult | None:

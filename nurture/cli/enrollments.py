@@ -89,7 +89,8 @@ def status(enrollment_id: str, json_out: bool = JsonOption) -> None:
     rows = [
         ("Enrollment", e.id), ("Kind", e.kind), ("Definition", f"{e.definition_id} v{e.definition_version}"),
         ("Record", e.record_id), ("Company", e.company_id), ("Sender", e.sender_id), ("Status", e.status.value),
-        ("Current step", e.current_step), ("Exit reason", e.exit_reason), ("Enrolled", when(e.enrolled_at)),
+        ("Current step", e.current_step), ("Status detail", e.status_detail), ("Exit reason", e.exit_reason),
+        ("Enrolled", when(e.enrolled_at)),
         ("Ended", when(e.ended_at)), ("Workflow ID", e.workflow_id),
     ]
     if live:
