@@ -35,8 +35,12 @@ SLOT_TOLERANCE = dt.timedelta(seconds=1)
 LATE_SLOT = dt.timedelta(minutes=1)
 
 
+def message_key_prefix(enrollment_id: str) -> str:
+    return f"msg_{enrollment_id}_"
+
+
 def message_key(enrollment_id: str, step_index: int) -> str:
-    return f"msg_{enrollment_id}_{step_index}"
+    return f"{message_key_prefix(enrollment_id)}{step_index}"
 
 
 def rfc822_message_id(enrollment_id: str, step_index: int, sender_email: str) -> str:

@@ -9,6 +9,7 @@ from temporalio import activity
 
 from activities.deps import ActivityDeps
 from activities.schedule_rules import due_after, resolve_rules
+from activities.sequence_email import message_key_prefix
 from nurture.contracts.sequence import (
     ActivityName,
     BeginEnrollmentInput,
@@ -70,6 +71,8 @@ class SequenceEnrollmentActivities:
             fields["ended_at"] = dt.datetime.now(dt.timezone.utc)
         store.update_enrollment(inp.enrollment_id, **fields)
         if inp.ended:
+            # Give back the inbox's send slots this enrollment reserved but will not use.
+            store.release_unsent_slots(message_key_prefix(inp.enrollment_id))
             # An exit (reply, bounce, unenroll, ...) makes the rep's open tasks moot. A finished
             # sequence does not: its open tasks are steps that did not wait for completion (a
             # last "call" or "to-do" step would otherwise be canceled the moment it is created).

@@ -821,7 +821,7 @@ class Store:
         sent = sa.select(t.messages.c.id).where(t.messages.c.status == "sent")
         with self.tx() as c:
             res = c.execute(t.send_slots.delete().where(
-                t.send_slots.c.message_key.like(f"{key_prefix}%"), t.send_slots.c.message_key.not_in(sent),
+                t.send_slots.c.message_key.startswith(key_prefix, autoescape=True), t.send_slots.c.message_key.not_in(sent),
             ))
         return res.rowcount or 0
 

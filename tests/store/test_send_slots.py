@@ -93,3 +93,18 @@ def test_claims_space_the_sends_that_really_went(any_store: Store) -> None:
     assert any_store.claim_send_slot(uid, "m2", later, daily_cap=3, min_spacing=SPACING) is None
     # Claiming again (a retried send) is allowed: a message is never spaced from itself.
     assert any_store.claim_send_slot(uid, "m2", later + dt.timedelta(seconds=40), daily_cap=3, min_spacing=SPACING) is None
+
+
+def test_an_ended_enrollment_gives_back_only_its_unsent_slots(any_store: Store) -> None:
+    from nurture.store.models import Message
+
+    uid = _inbox(any_store)
+    for key in ("msg_enr_a_0", "msg_enr_a_1", "msg_enr_a_10", "msg_enr_b_0", "msgXenrXaX2"):
+        any_store.reserve_send_slot(uid, key, T0, daily_cap=500, min_spacing=SPACING)
+    any_store.save_message(Message(id="msg_enr_a_0", channel="gmail", to_address="x@y.test", from_address="rep@acme.test",
+                                   subject="s", status="sent", created_at=T0))
+    assert any_store.release_unsent_slots("msg_enr_a_") == 2
+    assert any_store.send_slot("msg_enr_a_0") is not None  # sent: still counts against the cap
+    assert any_store.send_slot("msg_enr_a_1") is None and any_store.send_slot("msg_enr_a_10") is None
+    assert any_store.send_slot("msg_enr_b_0") is not None
+    assert any_store.send_slot("msgXenrXaX2") is not None  # "_" is not a LIKE wildcard here
