@@ -373,9 +373,15 @@ class Store:
         return StaticList.model_validate({**dict(row), "size": size})
 
     def list_lists(self) -> list[StaticList]:
+        size = sa.func.count(t.list_members.c.record_id).label("size")
+        q = (
+            sa.select(t.lists, size)
+            .select_from(t.lists.outerjoin(t.list_members, t.list_members.c.list_id == t.lists.c.id))
+            .group_by(*t.lists.c)
+            .order_by(t.lists.c.name)
+        )
         with self.engine.connect() as c:
-            ids = [r[0] for r in c.execute(sa.select(t.lists.c.id).order_by(t.lists.c.name))]
-        return [self.get_list(i) for i in ids]
+            return [StaticList.model_validate(dict(r)) for r in c.execute(q).mappings()]
 
     def add_to_list(self, list_id_or_name: str, record_ids: Iterable[str]) -> int:
         """Add records to a static list; returns how many were newly added. All or nothing."""

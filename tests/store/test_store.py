@@ -165,3 +165,11 @@ def test_server_database_is_not_migrated_implicitly(pg_url: str) -> None:
         Store.open(pg_url)
     Store.open(pg_url, migrate=True).close()
     Store.open(pg_url).close()  # at head now: opens
+
+
+def test_list_overview_counts_members(any_store: Store) -> None:
+    a = any_store.upsert_record("contact", {"email": "a@x.test"}).record
+    any_store.create_list("Empty")
+    any_store.create_list("One")
+    any_store.add_to_list("One", [a.id])
+    assert [(x.name, x.size) for x in any_store.list_lists()] == [("Empty", 0), ("One", 1)]
