@@ -1,7 +1,7 @@
 """Record the histories the replay tests replay: representative enrollments run under the
 time-skipping test server with the real activities and the local Gmail endpoint.
 
-    .venv/bin/python -m tests.replay.record_histories [OUT_DIR]   (default: tests/replay/histories)
+    .venv/bin/python -m tests.replay.record_histories [OUT_DIR [SCENARIO ...]]   (default: tests/replay/histories, all)
 
 Run it again only on purpose: the point of the saved files is that *today's* histories must keep
 replaying under *tomorrow's* workflow code. Record new files (new names) for new behaviour, and
@@ -151,12 +151,36 @@ async def early_signals(world: World) -> dict[str, WorkflowHistory]:
         return {"early_pause_unenroll": await world.history(started)}
 
 
+async def inbox_disconnected(world: World) -> dict[str, WorkflowHistory]:
+    """The sender's grant is revoked after the first email: the enrollment pauses ("inbox
+    disconnected", the ``inbox-disconnect-pauses`` patch); reconnecting resumes it."""
+    from nurture.local.gmail_api import access_token_for
+    from starters.inboxes import Inboxes
+
+    world.apply(THREE_EMAILS.format(id="replay-inbox"))
+    ada = world.contacts[0]
+    world.store.upsert_record("contact", {"lastname": "Lovelace"}, record_id=ada.id)  # the last step needs it
+    token = access_token_for(world.sender.email)
+    async with world.worker():
+        started = await world.enroll("replay-inbox", ada)
+        await world.drive(started, until=timer_open)
+        world.mail.revoke_tokens([token])
+        await world.drive(started, until=lambda h: idle(h) and world.store.get_enrollment(started.enrollment_id).status_detail == "inbox disconnected")
+        world.mail.restore_tokens([token])
+        world.store.set_inbox_state(world.sender.id, "connected")
+        await Inboxes(client=world.client, store=world.store, settings=world.settings).resume_paused(world.sender.id)
+        await world.result(started)
+        return {"inbox_disconnected": await world.history(started)}
+
+
 SCENARIOS: list[Callable[[World], Awaitable[dict[str, WorkflowHistory]]]] = [
-    task_wait, pause_resume, reply_exit, deferred, early_signals,
+    task_wait, pause_resume, reply_exit, deferred, early_signals, inbox_disconnected,
 ]
 
 
-async def record(out: Path = HISTORIES) -> list[Path]:
+async def record(out: Path = HISTORIES, names: list[str] | None = None) -> list[Path]:
+    """Record every scenario, or only ``names`` (scenario function names): add new files for new
+    behaviour without re-recording the old ones."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
         data_converter=pydantic_data_converter,
@@ -179,7 +203,10 @@ async def record(out: Path = HISTORIES) -> list[Path]:
             try:
                 world = make_world(store, settings, mail, env.client, env=env)
                 out.mkdir(parents=True, exist_ok=True)
+                only = set(names or ())
                 for scenario in SCENARIOS:
+                    if only and scenario.__name__ not in only:
+                        continue
                     for name, history in (await scenario(world)).items():
                         text = history.to_json()
                         assert "@globex.test" not in readable_history(text), f"{name}: an email address in history"
@@ -197,4 +224,5 @@ async def record(out: Path = HISTORIES) -> list[Path]:
 
 
 if __name__ == "__main__":
-    asyncio.run(record(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES))
+    # python -m tests.replay.record_histories [OUT_DIR] [SCENARIO ...]
+    asyncio.run(record(Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES, sys.argv[2:] or None))

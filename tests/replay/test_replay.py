@@ -20,7 +20,8 @@ from workflows.sequence_enrollment import SequenceEnrollmentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 FILES = sorted(HISTORIES.glob("*.json"))
-EXPECTED = {"task_wait", "pause_resume_review", "reply_exit", "company_replied", "deferred", "early_pause_unenroll"}
+EXPECTED = {"task_wait", "pause_resume_review", "reply_exit", "company_replied", "deferred", "early_pause_unenroll",
+            "inbox_disconnected"}
 
 
 def load(path: Path) -> WorkflowHistory:
