@@ -86,10 +86,15 @@ class SequenceEmailActivities:
             metrics.EMAIL_SENDS_SKIPPED.inc()
             log.info("step %s of %s already sent as %s; not sending again", inp.step_index, inp.enrollment_id, key)
         else:
-            stop = self._stop_before_send(inp, contact, rules, now, key)
+            slot = store.send_slot(key)
+            stop = self._not_now(inp, contact, rules, now, key, slot)
             if stop is not None:
                 return stop
-            replied = self._send(inp, contact, sender, key, now)
+            inbox = self._inbox(inp.sender_id)
+            slot = slot or self._reserve_slot(inp, inbox, rules, now, key)
+            if slot > now + SLOT_TOLERANCE:
+                return _waiting_for_slot(inbox, slot)
+            replied = self._send(inp, contact, sender, inbox, key, now)
             if replied is not None:
                 return replied
 
@@ -97,17 +102,17 @@ class SequenceEmailActivities:
         next_due = due_after(inp.scheduled_for, inp.next_delay, rules) if inp.next_delay is not None else None
         return StepResult(outcome=StepOutcome.DONE, next_due=next_due, detail="sent")
 
-    def _stop_before_send(
+    def _not_now(
         self, inp: SendEmailInput, contact: Record, rules: ScheduleRules, now: dt.datetime, key: str,
+        slot: dt.datetime | None,
     ) -> StepResult | None:
-        """A reason not to send now: deferred (rules, send slot) or exit (the contact is gone)."""
-        store = self.deps.store
-        slot = store.send_slot(key)
+        """A reason not to send now: outside the days or window (deferred), or the contact can no
+        longer be emailed (exit)."""
         late = slot is None or now - slot > LATE_SLOT
         if inp.enforce_rules and late and not is_allowed(now, rules):
             # A timer that fires late (worker down, backlog) must not send outside the eligible
             # days or window: release any slot and tell the workflow when to try again.
-            store.release_send_slot(key)
+            self.deps.store.release_send_slot(key)
             metrics.STEPS_DEFERRED.inc()
             return StepResult(outcome=StepOutcome.DEFERRED, deferred_until=next_allowed(now, rules),
                               detail="outside the allowed days or send window")
@@ -117,16 +122,15 @@ class SequenceEmailActivities:
             return StepResult(outcome=StepOutcome.EXIT, exit_reason=ExitReason.BOUNCED, detail="contact address bounced")
         if not contact.email:
             raise ApplicationError(f"contact {contact.id} has no email address", type="InvalidInput", non_retryable=True)
-        inbox = self._inbox(inp.sender_id)
-        if slot is None:
-            allowed = (lambda t: next_allowed(t, rules)) if inp.enforce_rules else (lambda t: t)
-            slot = store.reserve_send_slot(
-                inbox.user_id, key, now, daily_cap=inbox.daily_cap,
-                min_spacing=dt.timedelta(seconds=inbox.min_spacing_seconds), allowed=allowed,
-            )
-        if slot > now + SLOT_TOLERANCE:
-            return _waiting_for_slot(inbox, slot)
         return None
+
+    def _reserve_slot(self, inp: SendEmailInput, inbox: Inbox, rules: ScheduleRules, now: dt.datetime, key: str) -> dt.datetime:
+        """The inbox's next send slot for this message (rolling cap, spacing, and the rules)."""
+        allowed = (lambda t: next_allowed(t, rules)) if inp.enforce_rules else (lambda t: t)
+        return self.deps.store.reserve_send_slot(
+            inbox.user_id, key, now, daily_cap=inbox.daily_cap,
+            min_spacing=dt.timedelta(seconds=inbox.min_spacing_seconds), allowed=allowed,
+        )
 
     def _inbox(self, user_id: str) -> Inbox:
         inbox = self.deps.store.get_inbox(user_id)
@@ -136,10 +140,11 @@ class SequenceEmailActivities:
             raise inbox_disconnected(f"the inbox of user {inbox.user_id} is disconnected ({inbox.last_error or 'reconnect it'})")
         return inbox
 
-    def _send(self, inp: SendEmailInput, contact: Record, sender: User, key: str, now: dt.datetime) -> StepResult | None:
+    def _send(
+        self, inp: SendEmailInput, contact: Record, sender: User, inbox: Inbox, key: str, now: dt.datetime,
+    ) -> StepResult | None:
         """Send the step's email; returns an exit result instead when the contact already replied."""
         store, settings = self.deps.store, self.deps.settings
-        inbox = self._inbox(sender.id)
         gmail = GmailAccess(store, settings, inbox)
 
         # The contact may have answered since the last step, even if the watcher has not seen it

@@ -100,6 +100,16 @@ def insert_or_ignore(conn: Connection, table: sa.Table, values: Mapping[str, Any
     return bool(result.rowcount)
 
 
+def _lock_inbox(conn: Connection, inbox_user_id: str) -> None:
+    """Start a transaction by writing the inbox's row: that serializes every slot decision of
+    one inbox across workers (a row lock on PostgreSQL, the write lock on SQLite)."""
+    locked = conn.execute(
+        t.inboxes.update().where(t.inboxes.c.user_id == inbox_user_id).values(updated_at=t.inboxes.c.updated_at)
+    )
+    if not locked.rowcount:
+        raise NotFound(f"user {inbox_user_id} has no connected inbox")
+
+
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -756,16 +766,10 @@ class Store:
     ) -> dt.datetime:
         """Reserve the first send time at or after ``earliest`` that keeps the inbox within its
         rolling 24-hour cap and minimum spacing, moved into the allowed days and window by
-        ``allowed``. Idempotent per message. The transaction starts by writing the inbox row,
-        which serializes reservations for one inbox across every worker (a row lock on
-        PostgreSQL, the write lock on SQLite)."""
+        ``allowed``. Idempotent per message; serialized per inbox by ``_lock_inbox``."""
         day = dt.timedelta(hours=24)
         with self.tx() as c:
-            locked = c.execute(
-                t.inboxes.update().where(t.inboxes.c.user_id == inbox_user_id).values(updated_at=t.inboxes.c.updated_at)
-            )
-            if not locked.rowcount:
-                raise NotFound(f"user {inbox_user_id} has no connected inbox")
+            _lock_inbox(c, inbox_user_id)
             existing = c.execute(
                 sa.select(t.send_slots.c.slot_at).where(t.send_slots.c.message_key == message_key)
             ).scalar()
@@ -793,9 +797,7 @@ class Store:
         fire late, so reservations alone do not space the sends themselves."""
         day = dt.timedelta(hours=24)
         with self.tx() as c:
-            c.execute(
-                t.inboxes.update().where(t.inboxes.c.user_id == inbox_user_id).values(updated_at=t.inboxes.c.updated_at)
-            )
+            _lock_inbox(c, inbox_user_id)
             claimed = sorted(r[0] for r in c.execute(
                 sa.select(t.send_slots.c.claimed_at).where(
                     t.send_slots.c.inbox_user_id == inbox_user_id,
